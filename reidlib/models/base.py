@@ -1,0 +1,89 @@
+"""The common model interface.
+
+Every method's model is an ``nn.Module`` with two modes:
+
+* ``model.train()``: ``model(images, **batch_extras)`` returns a ``dict`` of whatever its
+  losses need (logits, features, region scores, ...).
+* ``model.eval()``: ``model.extract(images)`` returns a :class:`Features` -- a global
+  feature, or part features with visibility scores, or (for pairwise methods) whatever the
+  matcher needs -- and ``model.matcher()`` returns the :class:`reidlib.metrics.matchers.Matcher`
+  that turns query and gallery :class:`Features` into a distance matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+import torch
+from torch import nn
+
+
+@dataclass
+class Features:
+    """Test-time features of a batch of N images; unused fields stay None.
+
+    global_feat: ``(N, D)``
+    parts:       ``(N, P, D)`` part features
+    visibility:  ``(N, P)`` visibility scores in [0, 1] (VPM's C_i, SANet's visible flags)
+    images:      ``(N, 3, H, W)`` kept for pairwise matchers (STNReID, PPCL)
+    extra:       any further tensors, keyed by name
+    """
+
+    global_feat: Optional[torch.Tensor] = None
+    parts: Optional[torch.Tensor] = None
+    visibility: Optional[torch.Tensor] = None
+    images: Optional[torch.Tensor] = None
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                return v.shape[0]
+        for v in self.extra.values():
+            return v.shape[0]
+        return 0
+
+    def _map(self, fn) -> "Features":
+        kw = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "extra":
+                kw["extra"] = {k: fn(t) for k, t in v.items()}
+            else:
+                kw[f.name] = fn(v) if isinstance(v, torch.Tensor) else v
+        return Features(**kw)
+
+    def to(self, device) -> "Features":
+        return self._map(lambda t: t.to(device))
+
+    def float(self) -> "Features":
+        return self._map(lambda t: t.float() if t.is_floating_point() else t)
+
+    def __getitem__(self, idx) -> "Features":
+        return self._map(lambda t: t[idx])
+
+    @staticmethod
+    def cat(items: list["Features"]) -> "Features":
+        first = items[0]
+        kw = {}
+        for f in fields(first):
+            v = getattr(first, f.name)
+            if f.name == "extra":
+                kw["extra"] = {k: torch.cat([it.extra[k] for it in items]) for k in v}
+            elif isinstance(v, torch.Tensor):
+                kw[f.name] = torch.cat([getattr(it, f.name) for it in items])
+            else:
+                kw[f.name] = None
+        return Features(**kw)
+
+
+class ReIDModel(nn.Module):
+    """Base class of every method's model (see the module docstring)."""
+
+    def extract(self, images: torch.Tensor) -> Features:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def matcher(self):  # pragma: no cover - abstract
+        raise NotImplementedError
