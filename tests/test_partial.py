@@ -1,0 +1,226 @@
+"""reidlib.data.partial: crop boxes, transforms, VPM labels, strategies, errors."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from reidlib.data.partial import (
+    STRATEGIES,
+    CropSpec,
+    box_to_scale_translation,
+    get_strategy,
+    partial_crop,
+    region_labels,
+    region_visibility,
+    scale_translation_to_theta,
+    theta_to_scale_translation,
+)
+
+
+def _img(h=60, w=24, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(h, w, 3), dtype=np.uint8)
+
+
+def test_keep_top_half_6x1_exact():
+    img = _img(60, 24)
+    pc = partial_crop(img, spec=CropSpec(ratio=(0.5, 0.5), sides=("top",)), rng=np.random.default_rng(0), grid=(6, 1), feat_size=(6, 2))
+    assert pc.box == (0, 0, 24, 30)
+    assert pc.side == "top"
+    assert pc.ratio == pytest.approx(0.5)
+    np.testing.assert_array_equal(pc.image, img[:30])
+    # the crop's 6 feature rows cover holistic rows 0..0.5: regions 0,0,1,1,2,2
+    np.testing.assert_array_equal(pc.region_labels, np.array([[0, 0], [0, 0], [1, 1], [1, 1], [2, 2], [2, 2]]))
+    assert pc.region_labels.dtype == np.int64
+    np.testing.assert_array_equal(pc.visible, [True, True, True, False, False, False])
+    np.testing.assert_allclose(pc.scale_translation, [1.0, 0.5, 0.0, -0.5])
+    np.testing.assert_allclose(pc.theta, [[1.0, 0.0, 0.0], [0.0, 0.5, -0.5]])
+    assert pc.scale_translation.dtype == np.float32 and pc.theta.dtype == np.float32
+
+
+def test_keep_bottom_and_right_exact():
+    img = _img(40, 20)
+    pc = partial_crop(img, spec=CropSpec(ratio=(0.25, 0.25), sides=("bottom",)), rng=np.random.default_rng(0), grid=(4, 1), feat_size=(2, 1))
+    assert pc.box == (0, 30, 20, 40)
+    np.testing.assert_array_equal(pc.region_labels, [[3], [3]])
+    np.testing.assert_array_equal(pc.visible, [False, False, False, True])
+    pc = partial_crop(img, spec=CropSpec(ratio=(0.5, 0.5), sides=("right",)), rng=np.random.default_rng(0), grid=(2, 2), feat_size=(4, 2))
+    assert pc.box == (10, 0, 20, 40)
+    # right half: column 1 of a 2x2 grid -> regions 1 (top) and 3 (bottom)
+    np.testing.assert_array_equal(pc.region_labels, [[1, 1], [1, 1], [3, 3], [3, 3]])
+    np.testing.assert_array_equal(pc.visible, [False, True, False, True])
+    np.testing.assert_allclose(pc.scale_translation, [0.5, 1.0, 0.5, 0.0])
+
+
+def test_left_with_mask_and_resize():
+    img = _img(40, 20)
+    mask = np.repeat(np.arange(40, dtype=np.uint8)[:, None], 20, axis=1)
+    pc = partial_crop(img, mask, spec=CropSpec(ratio=(0.5, 0.5), sides=("left",)), rng=np.random.default_rng(0), out_size=(16, 8))
+    assert pc.box == (0, 0, 10, 40)
+    assert pc.image.shape == (16, 8, 3) and pc.image.dtype == np.uint8
+    assert pc.mask.shape == (16, 8)
+    # nearest resize keeps only original labels, monotone in rows
+    assert set(np.unique(pc.mask)) <= set(range(40))
+    assert (np.diff(pc.mask[:, 0].astype(int)) >= 0).all()
+    assert pc.region_labels is None and pc.visible is None
+
+
+@pytest.mark.parametrize("name", sorted(STRATEGIES))
+def test_theta_reproduces_crop_native(name):
+    img = _img(48, 20, seed=3)
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        pc = partial_crop(img, spec=name, rng=rng)
+        x0, y0, x1, y1 = pc.box
+        hol = torch.from_numpy(img).permute(2, 0, 1)[None].double()
+        theta = torch.from_numpy(pc.theta)[None].double()
+        grid = F.affine_grid(theta, (1, 3, y1 - y0, x1 - x0), align_corners=False)
+        out = F.grid_sample(hol, grid, mode="bilinear", align_corners=False)
+        ref = torch.from_numpy(np.ascontiguousarray(pc.image)).permute(2, 0, 1)[None].double()
+        torch.testing.assert_close(out, ref, atol=1e-3, rtol=0)  # float32 theta
+        # scale_translation and theta agree; theta_to_scale_translation inverts
+        np.testing.assert_allclose(theta_to_scale_translation(pc.theta), pc.scale_translation)
+        np.testing.assert_allclose(scale_translation_to_theta(pc.scale_translation), pc.theta)
+
+
+def test_theta_reproduces_resized_crop_close():
+    img = np.random.default_rng(1).random((64, 32, 3)).astype(np.float32)
+    # smooth image so the bilinear resize and grid_sample agree closely
+    img = torch.nn.functional.avg_pool2d(torch.from_numpy(img).permute(2, 0, 1)[None], 5, 1, 2)[0].permute(1, 2, 0).numpy()
+    pc = partial_crop(img, spec=CropSpec((0.5, 0.5), sides=("bottom",)), rng=np.random.default_rng(0), out_size=(64, 32))
+    hol = torch.from_numpy(img).permute(2, 0, 1)[None]
+    grid = F.affine_grid(torch.from_numpy(pc.theta)[None], (1, 3, 64, 32), align_corners=False)
+    out = F.grid_sample(hol, grid, align_corners=False)[0].permute(1, 2, 0).numpy()
+    assert np.abs(out - pc.image)[4:-4, 4:-4].mean() < 0.02
+
+
+def test_torch_chw_input_matches_numpy():
+    img = _img(30, 12)
+    t = torch.from_numpy(img).permute(2, 0, 1).contiguous()
+    a = partial_crop(img, spec="stnreid", rng=np.random.default_rng(7), out_size=(20, 10))
+    b = partial_crop(t, spec="stnreid", rng=np.random.default_rng(7), out_size=(20, 10))
+    assert a.box == b.box
+    assert isinstance(b.image, torch.Tensor) and b.image.shape == (3, 20, 10)
+    np.testing.assert_array_equal(b.image.permute(1, 2, 0).numpy(), a.image)
+
+
+def test_person_box_frame():
+    img = _img(100, 60)
+    box = (10, 20, 50, 100)  # 40 x 80 body box
+    pc = partial_crop(img, spec=CropSpec((0.5, 0.5), sides=("top",)), rng=np.random.default_rng(0), box=box, grid=(4, 1), feat_size=(4, 1))
+    assert pc.box == (10, 20, 50, 60)  # top half of the body box, image pixels
+    assert pc.frame == (10, 20, 50, 100)
+    np.testing.assert_allclose(pc.scale_translation, [1.0, 0.5, 0.0, -0.5])
+    np.testing.assert_array_equal(pc.region_labels[:, 0], [0, 0, 1, 1])
+    np.testing.assert_array_equal(pc.image, img[20:60, 10:50])
+
+
+def test_fixed_crop_box():
+    img = _img(20, 10)
+    pc = partial_crop(img, crop_box=(2, 4, 8, 14), grid=(2, 1), feat_size=(2, 1))
+    assert pc.box == (2, 4, 8, 14) and pc.side is None
+    assert pc.ratio == pytest.approx(60 / 200)
+    np.testing.assert_allclose(pc.scale_translation, box_to_scale_translation((2, 4, 8, 14), 10, 20))
+    # centre rows of the crop map to holistic y = 6.5 and 11.5 of 20 -> regions 0, 1
+    np.testing.assert_array_equal(pc.region_labels[:, 0], [0, 1])
+
+
+def test_region_labels_batched_matches_loop():
+    rng = np.random.default_rng(0)
+    sts = []
+    for _ in range(16):
+        pc = partial_crop(_img(48, 16), spec="ppcl-free", rng=rng)
+        sts.append(pc.scale_translation)
+    st = torch.from_numpy(np.stack(sts))
+    lab = region_labels(st, (6, 2), (12, 4))
+    assert lab.shape == (16, 12, 4) and lab.dtype == torch.int64
+    for i in range(16):
+        # slow reference: map each feature-pixel centre to the holistic frame
+        sx, sy, tx, ty = sts[i].astype(np.float64)
+        ref = np.zeros((12, 4), dtype=np.int64)
+        for r in range(12):
+            for c in range(4):
+                yn = sy * ((r + 0.5) / 12 * 2 - 1) + ty
+                xn = sx * ((c + 0.5) / 4 * 2 - 1) + tx
+                row = min(5, max(0, int(np.floor((yn + 1) / 2 * 6))))
+                col = min(1, max(0, int(np.floor((xn + 1) / 2 * 2))))
+                ref[r, c] = row * 2 + col
+        np.testing.assert_array_equal(lab[i].numpy(), ref)
+    vis = region_visibility(lab, 12)
+    assert vis.shape == (16, 12)
+    for i in range(16):
+        assert set(torch.nonzero(vis[i]).flatten().tolist()) == set(lab[i].unique().tolist())
+
+
+def test_determinism_and_ratio_ranges():
+    img = _img(128, 64)
+    for name, spec in STRATEGIES.items():
+        a = [partial_crop(img, spec=name, rng=np.random.default_rng(11)).box for _ in range(3)]
+        assert len(set(a)) == 1
+        rng = np.random.default_rng(0)
+        ratios, sides = [], set()
+        for _ in range(300):
+            pc = partial_crop(img, spec=spec, rng=rng)
+            ratios.append(pc.ratio)
+            sides.add(pc.side)
+            x0, y0, x1, y1 = pc.box
+            assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 128
+            if spec.mode == "side":
+                assert pc.side in spec.sides
+                if pc.side == "top":
+                    assert y0 == 0 and (x0, x1) == (0, 64)
+                if pc.side == "bottom":
+                    assert y1 == 128 and (x0, x1) == (0, 64)
+                if pc.side == "left":
+                    assert x0 == 0 and (y0, y1) == (0, 128)
+                if pc.side == "right":
+                    assert x1 == 64 and (y0, y1) == (0, 128)
+        lo, hi = spec.ratio
+        tol = 2.5 / 64  # pixel rounding (free crops round both sides)
+        assert min(ratios) >= lo - tol and max(ratios) <= hi + tol, name
+        # spread: the samples cover most of the range
+        assert max(ratios) - min(ratios) > 0.8 * (hi - lo) - tol, name
+        if spec.mode == "side":
+            assert sides == set(spec.sides), name
+
+
+def test_named_strategies_follow_papers():
+    assert STRATEGIES["vpm-top"].ratio == (0.5, 1.0) and STRATEGIES["vpm-top"].sides == ("top",)
+    assert STRATEGIES["vpm-bottom"].sides == ("bottom",)
+    assert set(STRATEGIES["vpm-bilateral"].sides) == {"top", "bottom"}
+    assert STRATEGIES["stnreid"].ratio == (0.4, 0.8) and len(STRATEGIES["stnreid"].sides) == 4
+    assert STRATEGIES["ppcl-free"].mode == "free"
+    assert STRATEGIES["partial-ilids-like"].sides == ("top",)
+
+
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(ratio=(0.0, 0.5)), ["(0.0, 0.5)", "0 < low <= high <= 1"]),
+        (dict(ratio=(0.5, 1.2)), ["1.2", "0 < low <= high <= 1"]),
+        (dict(ratio=(0.8, 0.5)), ["(0.8, 0.5)"]),
+        (dict(ratio=(0.5, 1.0), sides=("up",)), ["'up'", "'top'", "'right'"]),
+        (dict(ratio=(0.5, 1.0), mode="diagonal"), ["'diagonal'", "'side'", "'free'"]),
+    ],
+)
+def test_bad_specs(kw, words):
+    with pytest.raises(ValueError) as e:
+        CropSpec(**kw)
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="unknown crop strategy 'vpm-left'.*'vpm-top'"):
+        get_strategy("vpm-left")
+    img = _img(20, 10)
+    with pytest.raises(ValueError, match=r"mask of shape \(5, 5\)"):
+        partial_crop(img, np.zeros((5, 5), np.uint8), spec="vpm-top")
+    with pytest.raises(ValueError, match="grid"):
+        partial_crop(img, spec="vpm-top", grid=(0, 1))
+    with pytest.raises(ValueError, match="feat_size"):
+        partial_crop(img, spec="vpm-top", feat_size=(4, 2))
+    with pytest.raises(ValueError, match="crop_box"):
+        partial_crop(img, crop_box=(0, 0, 11, 5))
+    with pytest.raises(ValueError, match="box"):
+        partial_crop(img, spec="vpm-top", box=(5, 5, 5, 9))
