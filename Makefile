@@ -1,0 +1,46 @@
+# Two commands after cloning:  `make book`  and  `make test`.
+# Both create the virtual environment (.venv, Python 3.11) when it is missing.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PROFILE ?= $(or $(REIDLIB_PROFILE),smoke)
+DEVICE ?= auto
+# notebooks nbval re-runs and whose NBVAL_CHECK_OUTPUT cells it compares with papermill's outputs
+NBVAL_CHAPTERS ?= 00 01 02
+
+.PHONY: env book execute html test unit nbval bench clean
+
+env: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -m pip install --quiet -r requirements.txt 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import torch, torchvision, reidlib, jupyter_book, papermill, nbval"
+	@touch $@
+
+## make book: execute every chapter once with papermill, then build _build/html
+book: env
+	$(BIN)/python tools/build_book.py --profile $(PROFILE) --device $(DEVICE)
+
+execute: env
+	$(BIN)/python tools/build_book.py --profile $(PROFILE) --device $(DEVICE) --no-build
+
+html: env
+	$(BIN)/python tools/build_book.py --no-execute
+
+## make test: the unit tests, then nbval on the light chapters
+test: env unit nbval
+
+unit: env
+	$(BIN)/python -m pytest tests -q
+
+nbval: env
+	$(BIN)/python tools/run_nbval.py --chapters $(NBVAL_CHAPTERS)
+
+bench: env
+	$(BIN)/python -m reidlib bench eval
+	$(BIN)/python -m reidlib bench synth
+
+clean:
+	rm -rf _build

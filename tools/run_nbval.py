@@ -1,0 +1,44 @@
+#!/usr/bin/env python
+"""Validate the light chapters with nbval.
+
+Committed notebooks carry no outputs, so the reference outputs that nbval compares
+against are papermill's, in ``_build/executed/`` (written by ``make book``).  Chapters not
+executed yet are executed first, once.  nbval then re-runs each notebook with
+``--nbval-lax``: every cell must run, and cells marked ``# NBVAL_CHECK_OUTPUT`` must print
+exactly what papermill's run printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import build_book  # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--chapters", nargs="+", default=["00", "01", "02"])
+    ap.add_argument("--profile", default="smoke")
+    args = ap.parse_args(argv)
+    nbs = [nb for nb in build_book.toc_notebooks() if any(nb.name.startswith(c) for c in args.chapters)]
+    missing = [nb for nb in nbs if not (build_book.EXECUTED / nb.relative_to(ROOT)).exists()]
+    if missing:
+        build_book.execute(missing, args.profile, "auto")
+    targets = [str(build_book.EXECUTED / nb.relative_to(ROOT)) for nb in nbs]
+    if not targets:
+        print("run_nbval: no notebooks matched", args.chapters, file=sys.stderr)
+        return 1
+    cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
+           "--rootdir", str(build_book.EXECUTED), *targets]
+    print("run_nbval:", " ".join(cmd), flush=True)
+    return subprocess.call(cmd, cwd=str(ROOT / "notebooks"))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
