@@ -1,0 +1,235 @@
+"""reidlib.data.datasets: readers on tiny trees with the real names, errors, masks, factory."""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from reidlib.data.base import Record
+from reidlib.data.datasets import (
+    DATASETS,
+    DukeMTMCreID,
+    Market1501,
+    OccludedDuke,
+    OccludedREID,
+    PartialiLIDS,
+    PartialREID,
+    build_dataset,
+    mask_path_for,
+)
+
+
+def _jpg(path: Path, color=(10, 20, 30), size=(8, 16)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path, quality=95)
+
+
+def _tree(root: Path, files: dict[str, list[str]]):
+    for folder, names in files.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for n in names:
+            _jpg(root / folder / n)
+
+
+MARKET = {
+    "bounding_box_train": ["0002_c1s1_000451_03.jpg", "0002_c2s1_000551_01.jpg", "0007_c6s3_085567_02.jpg", "Thumbs.db"],
+    "query": ["0001_c1s1_001051_00.jpg", "0003_c5s1_015567_00.jpg"],
+    "bounding_box_test": ["-1_c1s1_000401_03.jpg", "0000_c3s1_000551_05.jpg", "0001_c4s1_000551_01.jpg", "0003_c6s2_000100_01.jpg"],
+}
+
+
+def _market(tmp_path, name="Market-1501-v15.09.15"):
+    d = tmp_path / name
+    _tree(d, {k: [n for n in v if n.endswith(".jpg")] for k, v in MARKET.items()})
+    (d / "bounding_box_train" / "Thumbs.db").write_bytes(b"\x00junk")
+    return d
+
+
+def test_market_parse_exact(tmp_path):
+    d = _market(tmp_path)
+    ds = Market1501(d, check_counts=False)
+    assert [(Path(r.path).name, r.pid, r.camid) for r in ds.train] == [
+        ("0002_c1s1_000451_03.jpg", 2, 0), ("0002_c2s1_000551_01.jpg", 2, 1), ("0007_c6s3_085567_02.jpg", 7, 5)]
+    assert [(r.pid, r.camid) for r in ds.query] == [(1, 0), (3, 4)]
+    # junk (-1) dropped, distractor (0) kept
+    assert sorted((r.pid, r.camid) for r in ds.gallery) == [(0, 2), (1, 3), (3, 5)]
+    path, pid, camid = ds.train[0]
+    assert isinstance(ds.train[0], Record) and Path(path).is_file()
+    assert ds.num_train_pids == 2 and ds.relabel_train() == {2: 0, 7: 1}
+    img = ds.read_image(ds.query[0].path)
+    assert img.shape == (16, 8, 3) and img.dtype == np.uint8
+
+
+@pytest.mark.parametrize("layout", [("Market-1501-v15.09.15",), ("Market-1501",), ("market1501", "Market-1501-v15.09.15")])
+def test_market_parent_root(tmp_path, layout):
+    d = tmp_path.joinpath(*layout)
+    _tree(d, {k: [n for n in v if n.endswith(".jpg")] for k, v in MARKET.items()})
+    ds = Market1501(tmp_path, check_counts=False)
+    assert ds.dataset_dir == d
+    assert len(ds.train) == 3 and len(ds.gallery) == 3
+
+
+def test_count_warning_names_split_found_expected(tmp_path):
+    d = _market(tmp_path)
+    with pytest.warns(UserWarning) as rec:
+        Market1501(d)
+    msgs = [str(w.message) for w in rec]
+    assert any("'train' has 3 images / 2 ids, expected 12936 images / 751 ids" in m for m in msgs)
+    assert any("'gallery' has 3 images / 3 ids, expected 15913 images / 751 ids" in m for m in msgs)
+
+    class Tiny(Market1501):
+        expected = {"train": (3, 2), "query": (2, 2), "gallery": (3, 3)}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Tiny(d)  # complete copy: no warning
+
+
+def test_market_bad_name_and_camera(tmp_path):
+    d = _market(tmp_path)
+    _jpg(d / "query" / "person_17.jpg")
+    with pytest.raises(ValueError) as e:
+        Market1501(d, check_counts=False)
+    assert str(d / "query" / "person_17.jpg") in str(e.value) and "_c<camera>" in str(e.value)
+    (d / "query" / "person_17.jpg").unlink()
+    _jpg(d / "query" / "0005_c7s1_000001_00.jpg")
+    with pytest.raises(ValueError, match=r"c7.*c1\.\.c6"):
+        Market1501(d, check_counts=False)
+
+
+def test_missing_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError) as e:
+        Market1501(tmp_path / "nowhere")
+    assert str(tmp_path / "nowhere") in str(e.value) and "bounding_box_train/" in str(e.value)
+    (tmp_path / "Market-1501" / "query").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError) as e:
+        Market1501(tmp_path)
+    assert str(tmp_path) in str(e.value) and "bounding_box_test/" in str(e.value) and "Market-1501-v15.09.15" in str(e.value)
+
+
+def test_corrupt_image_names_file(tmp_path):
+    d = _market(tmp_path)
+    bad = d / "query" / "0009_c2s1_000001_00.jpg"
+    bad.write_bytes(b"not a jpeg")
+    ds = Market1501(d, check_counts=False)
+    rec = [r for r in ds.query if r.pid == 9][0]
+    with pytest.raises(OSError, match=str(bad).replace("\\", "\\\\")):
+        ds.read_image(rec.path)
+
+
+def test_duke_and_occluded_duke(tmp_path):
+    files = {
+        "bounding_box_train": ["0001_c2_f0046182.jpg", "0001_c8_f0000001.jpg"],
+        "query": ["0005_c1_f0000100.jpg"],
+        "bounding_box_test": ["0005_c3_f0000200.jpg", "0010_c7_f0000300.jpg"],
+    }
+    _tree(tmp_path / "DukeMTMC-reID", files)
+    _tree(tmp_path / "Occluded_Duke", files)
+    for cls in (DukeMTMCreID, OccludedDuke):
+        ds = cls(tmp_path, check_counts=False)
+        assert [(r.pid, r.camid) for r in ds.train] == [(1, 1), (1, 7)]
+        assert [(r.pid, r.camid) for r in ds.query] == [(5, 0)]
+        assert [(r.pid, r.camid) for r in ds.gallery] == [(5, 2), (10, 6)]
+    assert OccludedDuke(tmp_path, check_counts=False).dataset_dir.name == "Occluded_Duke"
+    _jpg(tmp_path / "DukeMTMC-reID" / "query" / "0005_c9_f0000100.jpg")
+    with pytest.raises(ValueError, match="c1..c8"):
+        DukeMTMCreID(tmp_path, check_counts=False)
+
+
+@pytest.mark.parametrize("dirname", ["Partial-REID", "Partial_REID"])
+def test_partial_reid(tmp_path, dirname):
+    _tree(tmp_path / dirname, {
+        "partial_body_images": ["001_01.jpg", "001_02.jpg", "002_01.jpg"],
+        "occluded_body_images": ["001_01.jpg", "003_01.jpg"],
+        "whole_body_images": ["001_01.jpg", "002_01.jpg", "003_01.jpg"],
+    })
+    ds = PartialREID(tmp_path, check_counts=False)
+    assert ds.train == []
+    assert [(Path(r.path).parent.name, r.pid, r.camid) for r in ds.query] == [
+        ("partial_body_images", 1, 0), ("partial_body_images", 1, 0), ("partial_body_images", 2, 0)]
+    assert [(r.pid, r.camid) for r in ds.gallery] == [(1, 1), (2, 1), (3, 1)]
+    occ = PartialREID(tmp_path, query="occluded", check_counts=False)
+    assert [(Path(r.path).parent.name, r.pid) for r in occ.query] == [("occluded_body_images", 1), ("occluded_body_images", 3)]
+    with pytest.raises(ValueError, match="'partial'.*'occluded'"):
+        PartialREID(tmp_path, query="holistic")
+    with pytest.warns(UserWarning, match=r"'query' has 3 images / 2 ids, expected 300 images / 60 ids"):
+        PartialREID(tmp_path)
+
+
+def test_partial_reid_bad_name(tmp_path):
+    _tree(tmp_path, {"partial_body_images": ["001_01.jpg", "img_a.jpg"], "whole_body_images": ["001_01.jpg"]})
+    with pytest.raises(ValueError) as e:
+        PartialREID(tmp_path, check_counts=False)
+    assert str(tmp_path / "partial_body_images" / "img_a.jpg") in str(e.value) and "001_01.jpg" in str(e.value)
+
+
+@pytest.mark.parametrize("layout", [("Probe", "Gallery"), ("partial_body_images", "whole_body_images")])
+@pytest.mark.parametrize("dirname", ["Partial-iLIDS", "Partial_iLIDS"])
+def test_partial_ilids_layouts(tmp_path, layout, dirname):
+    _tree(tmp_path / dirname, {layout[0]: ["001.jpg", "002.jpg"], layout[1]: ["001.jpg", "002.jpg"]})
+    ds = PartialiLIDS(tmp_path, check_counts=False)
+    assert ds.layout == layout
+    assert [(Path(r.path).parent.name, r.pid, r.camid) for r in ds.query] == [(layout[0], 1, 0), (layout[0], 2, 0)]
+    assert [(r.pid, r.camid) for r in ds.gallery] == [(1, 1), (2, 1)]
+
+
+def test_partial_ilids_missing_layout_message(tmp_path):
+    (tmp_path / "Probe").mkdir()
+    with pytest.raises(FileNotFoundError) as e:
+        PartialiLIDS(tmp_path)
+    msg = str(e.value)
+    assert str(tmp_path) in msg and "Gallery/" in msg and "whole_body_images/" in msg
+
+
+def test_occluded_reid_nested_tif(tmp_path):
+    d = tmp_path / "Occluded_REID"
+    for sub in ("occluded_body_images", "whole_body_images"):
+        for pid in ("001", "002"):
+            for k in ("01", "02"):
+                p = d / sub / pid / f"{pid}_{k}.tif"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (8, 16), (1, 2, 3)).save(p)
+    ds = OccludedREID(tmp_path, check_counts=False)
+    assert [(r.pid, r.camid) for r in ds.query] == [(1, 0), (1, 0), (2, 0), (2, 0)]
+    assert [(r.pid, r.camid) for r in ds.gallery] == [(1, 1), (1, 1), (2, 1), (2, 1)]
+    assert ds.read_image(ds.query[0].path).shape == (16, 8, 3)
+
+
+def test_masks_parallel_folder(tmp_path):
+    d = _market(tmp_path)
+    ds = Market1501(d, check_counts=False)
+    rec = ds.query[0]
+    assert ds.read_mask(rec.path) is None  # no mask folder: None
+    mp = mask_path_for(rec.path)
+    assert mp == d / "query_masks" / (Path(rec.path).stem + ".png")
+    m = np.zeros((16, 8), np.uint8)
+    m[2:6] = 1
+    m[10:] = 255
+    mp.parent.mkdir()
+    Image.fromarray(m).save(mp)
+    np.testing.assert_array_equal(ds.read_mask(rec.path), m)
+    # a corrupt mask names the file
+    mp.write_bytes(b"garbage")
+    with pytest.raises(OSError, match="query_masks"):
+        ds.read_mask(rec.path)
+
+
+def test_build_dataset(tmp_path):
+    d = _market(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = build_dataset(f"market1501:{tmp_path}")
+        assert isinstance(ds, Market1501) and ds.dataset_dir == d
+        assert isinstance(build_dataset("market", root=d), Market1501)
+    _tree(tmp_path / "Partial-REID", {"occluded_body_images": ["001_01.jpg"], "whole_body_images": ["001_01.jpg"]})
+    ds = build_dataset(f"partial-reid:{tmp_path}", query="occluded", check_counts=False)
+    assert isinstance(ds, PartialREID) and ds.query_kind == "occluded"
+    with pytest.raises(ValueError, match="unknown dataset 'cuhk03'.*'market1501'"):
+        build_dataset("cuhk03:/x")
+    with pytest.raises(ValueError, match="no folder given"):
+        build_dataset("market1501")
+    with pytest.raises(ValueError, match="synthpeds:<preset>"):
+        build_dataset("synthpeds:")
+    assert set(DATASETS) == {"market1501", "dukemtmc-reid", "occluded-duke", "partial-reid", "partial-ilids", "occluded-reid"}
