@@ -20,7 +20,9 @@ COMMANDS: list[str] = [
 ]
 
 # name -> "module:function(argv) -> int"
-BENCHES: dict[str, str] = {}
+BENCHES: dict[str, str] = {
+    "eval": "reidlib.metrics.bench:main",
+}
 
 
 def _bench(args) -> int:
