@@ -27,6 +27,7 @@ class TrainConfig:
     epochs: int = 120
     batch_p: int = 16  # identities per batch
     batch_k: int = 4  # images per identity
+    sampler: str = "pk"  # "pk" (P identities x K images) | "random" (shuffled, batch_p * batch_k images)
     optimizer: str = "adam"  # "adam" | "sgd"
     lr: float = 3.5e-4
     weight_decay: float = 5e-4
@@ -63,6 +64,11 @@ class TrainConfig:
         d["image_size"] = tuple(d["image_size"])
         d["milestones"] = tuple(d["milestones"])
         return cls(**d)
+
+    @property
+    def batch_size(self) -> int:
+        """Images per optimisation step (all processes together): ``batch_p * batch_k``."""
+        return self.batch_p * self.batch_k
 
 
 class Method:
@@ -112,3 +118,36 @@ class Method:
             {"params": [p for p in backbone.parameters() if p.requires_grad], "lr_mult": self.cfg.backbone_lr_mult},
             {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in bb], "lr_mult": 1.0},
         ]
+
+
+class RelabelledDataset(torch.utils.data.Dataset):
+    """Adds ``"label"`` (``pid2label[pid]``) to the items of a dataset that yields ``"pid"``.
+
+    ``.pids`` holds the training label of every item (what the PK sampler groups by).
+    """
+
+    def __init__(self, base, pid2label: dict[int, int]):
+        self.base = base
+        self.pid2label = dict(pid2label)
+        try:
+            self.pids = [self.pid2label[int(p)] for p in base.pids]
+        except KeyError as e:
+            raise KeyError(f"training pid {e.args[0]} has no label in pid2label ({len(pid2label)} labels)") from None
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index):
+        item = dict(self.base[index])
+        item["label"] = self.pid2label[int(item["pid"])]
+        return item
+
+
+def relabelled_image_dataset(dataset, pid2label: dict[int, int], cfg: TrainConfig, with_mask: bool = False):
+    """The standard training set: ``dataset.train`` images through the training transform
+    (resize, flip, pad + crop, random erasing per ``cfg``), labelled ``0..N-1``."""
+    from reidlib.data.loader import ImageDataset
+    from reidlib.data.transforms import build_train_transform
+
+    tf = build_train_transform(cfg.image_size, flip=cfg.flip, pad=cfg.pad, random_erasing=cfg.random_erasing)
+    return RelabelledDataset(ImageDataset(dataset.train, dataset, transform=tf, with_mask=with_mask), pid2label)

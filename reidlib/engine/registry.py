@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 
 METHODS: dict[str, str] = {
-    # "baseline": "reidlib.models.baseline:BaselineMethod",
+    "baseline": "reidlib.models.baseline:BaselineMethod",
+    "pcb": "reidlib.models.pcb:PCBMethod",
 }
 
 
