@@ -233,3 +233,42 @@ def test_build_dataset(tmp_path):
     with pytest.raises(ValueError, match="synthpeds:<preset>"):
         build_dataset("synthpeds:")
     assert set(DATASETS) == {"market1501", "dukemtmc-reid", "occluded-duke", "partial-reid", "partial-ilids", "occluded-reid"}
+
+
+# ---------------------------------------------------------------------------------
+# ImageDataset / build_loader (reidlib.data.loader) over a reader
+# ---------------------------------------------------------------------------------
+def test_image_dataset_and_loader(tmp_path):
+    import torch
+    from torchvision import tv_tensors
+
+    from reidlib.data.loader import ImageDataset, build_loader
+    from reidlib.data.transforms import build_test_transform, build_train_transform
+
+    d = _market(tmp_path)
+    ds = Market1501(d, check_counts=False)
+    raw = ImageDataset(ds.train, ds)
+    it = raw[0]
+    assert it["image"].dtype == torch.uint8 and it["image"].shape == (3, 16, 8)
+    assert (it["pid"], it["camid"], it["index"]) == (2, 0, 0) and "label" not in it
+    assert raw.pids == [2, 2, 7]
+    tr = ImageDataset(ds.train, ds, build_train_transform((16, 8), pad=2), relabel=ds.relabel_train())
+    assert [tr[i]["label"] for i in range(3)] == [0, 0, 1]
+    # masks: missing -> clear error; present -> moved with the image
+    with pytest.raises(FileNotFoundError, match="0002_c1s1_000451_03.jpg"):
+        ImageDataset(ds.train, ds, with_mask=True)[0]
+    for r in ds.train:
+        mp = mask_path_for(r.path)
+        mp.parent.mkdir(exist_ok=True)
+        Image.fromarray(np.full((16, 8), 2, np.uint8)).save(mp)
+    mds = ImageDataset(ds.train, ds, build_train_transform((16, 8), pad=2, random_erasing=1.0), with_mask=True)
+    it = mds[1]
+    assert isinstance(it["mask"], tv_tensors.Mask) and set(torch.unique(it["mask"]).tolist()) <= {0, 2}
+    test = ImageDataset(ds.gallery, ds, build_test_transform((32, 16)))
+    dl = build_loader(test, batch_size=2, device="cpu")
+    assert not dl.pin_memory
+    batches = list(dl)
+    assert [b["image"].shape[0] for b in batches] == [2, 1]
+    assert torch.cat([b["pid"] for b in batches]).tolist() == [r.pid for r in ds.gallery]
+    with pytest.raises(ValueError, match="relabel has no label for pids \\[7\\]"):
+        ImageDataset(ds.train, ds, relabel={2: 0})

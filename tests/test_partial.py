@@ -40,9 +40,9 @@ def test_keep_top_half_6x1_exact():
 
 def test_keep_bottom_and_right_exact():
     img = _img(40, 20)
-    pc = partial_crop(img, spec=CropSpec(ratio=(0.25, 0.25), sides=("bottom",)), rng=np.random.default_rng(0), grid=(4, 1), feat_size=(2, 1))
+    pc = partial_crop(img, spec=CropSpec(ratio=(0.25, 0.25), sides=("bottom",)), rng=np.random.default_rng(0), grid=(4, 1), feat_size=(4, 1))
     assert pc.box == (0, 30, 20, 40)
-    np.testing.assert_array_equal(pc.region_labels, [[3], [3]])
+    np.testing.assert_array_equal(pc.region_labels, [[3], [3], [3], [3]])
     np.testing.assert_array_equal(pc.visible, [False, False, False, True])
     pc = partial_crop(img, spec=CropSpec(ratio=(0.5, 0.5), sides=("right",)), rng=np.random.default_rng(0), grid=(2, 2), feat_size=(4, 2))
     assert pc.box == (10, 0, 20, 40)
@@ -117,7 +117,7 @@ def test_person_box_frame():
 
 def test_fixed_crop_box():
     img = _img(20, 10)
-    pc = partial_crop(img, crop_box=(2, 4, 8, 14), grid=(2, 1), feat_size=(2, 1))
+    pc = partial_crop(img, crop_box=(2, 4, 8, 14), grid=(2, 1), feat_size=(2, 1))  # feat_h == m
     assert pc.box == (2, 4, 8, 14) and pc.side is None
     assert pc.ratio == pytest.approx(60 / 200)
     np.testing.assert_allclose(pc.scale_translation, box_to_scale_translation((2, 4, 8, 14), 10, 20))
@@ -220,7 +220,90 @@ def test_bad_inputs():
         partial_crop(img, spec="vpm-top", grid=(0, 1))
     with pytest.raises(ValueError, match="feat_size"):
         partial_crop(img, spec="vpm-top", feat_size=(4, 2))
+    with pytest.raises(ValueError, match=r"feat_size=\(4, 1\) is smaller than grid=\(6, 1\)"):
+        partial_crop(img, spec="vpm-top", grid=(6, 1), feat_size=(4, 1))
     with pytest.raises(ValueError, match="crop_box"):
         partial_crop(img, crop_box=(0, 0, 11, 5))
     with pytest.raises(ValueError, match="box"):
         partial_crop(img, spec="vpm-top", box=(5, 5, 5, 9))
+
+
+# ---------------------------------------------------------------------------------
+# PartialCropDataset (reidlib.data.loader)
+# ---------------------------------------------------------------------------------
+from reidlib.data.base import ReIDDataset, Record  # noqa: E402
+from reidlib.data.loader import PartialCropDataset, build_loader  # noqa: E402
+from reidlib.data.transforms import build_geometric_transform, build_photometric_transform, denormalize  # noqa: E402
+
+
+class _Mem(ReIDDataset):
+    """In-memory images whose colour encodes the pixel row (to check crops end to end)."""
+
+    def __init__(self, n=6, h=64, w=32):
+        recs = [Record(f"mem://{i}", i // 2, i % 2) for i in range(n)]
+        super().__init__(recs, [], [])
+        yy = np.repeat(np.arange(h)[:, None], w, 1)
+        self.img = np.stack([yy * 4, np.full_like(yy, 50), np.full_like(yy, 100)], -1).astype(np.uint8)
+        self.mask = (yy // 16 + 1).astype(np.uint8)
+
+    def read_image(self, path):
+        return self.img.copy()
+
+    def read_mask(self, path):
+        return self.mask.copy()
+
+
+def test_partial_crop_dataset_signals():
+    src = _Mem()
+    ds = PartialCropDataset(src.train, src, "vpm-top", size=(64, 32), grid=(4, 1), feat_size=(8, 4),
+                            holistic_transform=build_geometric_transform((64, 32), flip=0.0, pad=0),
+                            transform=build_photometric_transform(0.0), with_mask=True, return_holistic=True,
+                            relabel=src.relabel_train())
+    assert ds.pids == [0, 0, 1, 1, 2, 2]
+    torch.manual_seed(0)
+    for i in range(len(ds)):
+        it = ds[i]
+        assert it["image"].shape == (3, 64, 32) and it["image"].dtype == torch.float32
+        assert it["label"] == i // 2 and it["is_partial"] and it["side"] == 0  # top
+        x0, y0, x1, y1 = it["box"].tolist()
+        assert (x0, y0, x1) == (0, 0, 32) and 32 <= y1 <= 64
+        # the top row of the crop is holistic row 0; the bottom row is about holistic row y1 - 1
+        rows = (denormalize(it["image"])[0] * 255 / 4)
+        assert abs(rows[0, 16].item() - 0) < 1.5 and abs(rows[-1, 16].item() - (y1 - 1)) < 1.5
+        # theta reproduces the crop from the returned holistic image
+        g = F.affine_grid(it["theta"][None], (1, 3, 64, 32), align_corners=False)
+        rec = F.grid_sample(it["holistic"][None], g, align_corners=False)[0]
+        assert (rec - it["image"]).abs()[:, 2:-2].mean() < 0.05
+        # labels: rows of a top crop with ratio r cover regions 0..ceil(4r)-1
+        lab = it["region_labels"]
+        assert lab.shape == (8, 4) and (lab[:, 0] == lab[:, 3]).all()
+        assert lab[0, 0] == 0 and (lab.diff(dim=0) >= 0).all()
+        assert torch.equal(it["visible"], torch.isin(torch.arange(4), lab.unique()))
+        # mask moved with the crop: mask label (row // 16 + 1) matches the image's row colour
+        m = it["mask"]
+        assert m.shape == (64, 32)
+        r = rows[:, 16]
+        expect = r.round().long() // 16 + 1
+        near_edge = ((r / 16 - (r / 16).round()).abs() * 16) < 1.5  # bilinear vs nearest at label edges
+        assert torch.equal(m[:, 16].long()[~near_edge], expect[~near_edge])
+        assert (~near_edge).sum() > 32
+
+
+def test_partial_crop_dataset_p_partial_and_loader():
+    src = _Mem(n=8)
+    ds = PartialCropDataset(src.train, src, "stnreid", size=(32, 16), grid=(6, 1), feat_size=(12, 2), p_partial=0.0)
+    it = ds[0]
+    assert not it["is_partial"] and it["visible"].all() and it["side"] == -1
+    np.testing.assert_allclose(it["scale_translation"].numpy(), [1, 1, 0, 0])
+    ds = PartialCropDataset(src.train, src, "stnreid", size=(32, 16), grid=(6, 1), feat_size=(12, 2), p_partial=0.5)
+    dl = build_loader(ds, batch_size=4, num_workers=0, device="cpu", seed=0)
+    torch.manual_seed(3)
+    b = next(iter(dl))
+    assert b["image"].shape == (4, 3, 32, 16) and b["theta"].shape == (4, 2, 3)
+    assert b["region_labels"].shape == (4, 12, 2) and b["visible"].shape == (4, 6)
+    # reproducible under torch.manual_seed
+    torch.manual_seed(3)
+    b2 = next(iter(build_loader(ds, batch_size=4, device="cpu", seed=0)))
+    assert torch.equal(b["box"], b2["box"]) and torch.equal(b["image"], b2["image"])
+    with pytest.raises(ValueError, match="p_partial=1.5"):
+        PartialCropDataset(src.train, src, "stnreid", size=(32, 16), p_partial=1.5)

@@ -254,6 +254,11 @@ def region_labels(scale_translation: "torch.Tensor | np.ndarray", grid: tuple[in
     """
     m, n = _check_grid(grid)
     fh, fw = _check_size(feat_size, "feat_size")
+    if fh < m or fw < n:
+        raise ValueError(
+            f"feat_size={(fh, fw)} is smaller than grid={(m, n)}: a holistic feature map could not show every "
+            f"region; expected feat_h >= m and feat_w >= n (VPM: 24x8 maps for p = 6x1)"
+        )
     st = torch.as_tensor(scale_translation, dtype=torch.float64)
     single = st.dim() == 1
     st = st.reshape(-1, 4)
