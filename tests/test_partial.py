@@ -127,11 +127,15 @@ def test_fixed_crop_box():
 
 def test_region_labels_batched_matches_loop():
     rng = np.random.default_rng(0)
-    sts = []
+    sts, boxes_seen = [], []
     for _ in range(16):
         pc = partial_crop(_img(48, 16), spec="ppcl-free", rng=rng)
         sts.append(pc.scale_translation)
+        boxes_seen.append(pc.box)
     st = torch.from_numpy(np.stack(sts))
+    # batched torch boxes -> the same scale/translation
+    boxes = torch.tensor([pc_box for pc_box in boxes_seen])
+    torch.testing.assert_close(box_to_scale_translation(boxes, 16, 48), st)
     lab = region_labels(st, (6, 2), (12, 4))
     assert lab.shape == (16, 12, 4) and lab.dtype == torch.int64
     for i in range(16):

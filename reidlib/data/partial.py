@@ -186,13 +186,21 @@ def sample_box(width: int, height: int, spec: "CropSpec | str", rng: np.random.G
 # ---------------------------------------------------------------------------------
 # geometry: crop <-> holistic
 # ---------------------------------------------------------------------------------
-def box_to_scale_translation(box: Sequence[float], width: int, height: int) -> np.ndarray:
+def box_to_scale_translation(box, width: int, height: int):
     """PPCL's 4-DOF transform ``(sx, sy, tx, ty)`` of a crop box in a ``width x height`` frame.
 
     PPCL Sec. 3.1 (GLRec, n = 4: scaling and translation): ``holistic = s * crop + t`` in
     normalised ``[-1, 1]`` coordinates with pixel edges at +-1 (``align_corners=False``):
     ``s = (x1 - x0) / W``, ``t = (x0 + x1) / W - 1`` (and likewise in y).
+
+    ``box``: ``(x0, y0, x1, y1)`` -> numpy ``(4,)`` float32; or a torch ``(..., 4)`` batch of
+    boxes -> torch ``(..., 4)`` on the same device (for building targets on the GPU, with
+    :func:`region_labels`).
     """
+    if isinstance(box, torch.Tensor):
+        b = box.to(torch.float32)
+        x0, y0, x1, y1 = b.unbind(-1)
+        return torch.stack([(x1 - x0) / width, (y1 - y0) / height, (x0 + x1) / width - 1.0, (y0 + y1) / height - 1.0], -1)
     x0, y0, x1, y1 = (float(v) for v in box)
     return np.array(
         [(x1 - x0) / width, (y1 - y0) / height, (x0 + x1) / width - 1.0, (y0 + y1) / height - 1.0],
