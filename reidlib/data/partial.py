@@ -120,8 +120,9 @@ STRATEGIES: dict[str, CropSpec] = {
     "stnreid": CropSpec(ratio=(0.4, 0.8), sides=SIDES),
     # PPCL Sec. 3/4: a free random crop; input ratio 0.2 - 0.8 (Table 1b, Sec. 4.3).
     "ppcl-free": CropSpec(ratio=(0.2, 0.8), mode="free"),
-    # Test-set look-alikes: Partial-REID crops from any side (about half the body),
-    # Partial-iLIDS probes keep the upper body.
+    # Test-set look-alikes (our choice of ranges, not a paper's): Partial-REID crops from
+    # any side, typically about half the body (PPCL supp. Sec. 3); Partial-iLIDS probes keep
+    # the upper body (VPM Sec. 4.1), here the top 50-80%.
     "partial-reid-like": CropSpec(ratio=(0.3, 0.8), sides=SIDES),
     "partial-ilids-like": CropSpec(ratio=(0.5, 0.8), sides=("top",)),
 }
