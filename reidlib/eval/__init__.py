@@ -1,1 +1,37 @@
-"""reidlib.eval"""
+"""reidlib.eval: test protocols, the extract-once evaluator, result records."""
+
+from reidlib.eval.evaluate import EvalImages, Evaluator, evaluate, score_views
+from reidlib.eval.protocols import (
+    PROTOCOLS,
+    CropSetting,
+    CropSweep,
+    MarketProtocol,
+    MixedProtocol,
+    PartialGalleryProtocol,
+    PartialQueryProtocol,
+    Protocol,
+    Setting,
+    SingleShotTrials,
+    Trial,
+    View,
+    build_protocol,
+)
+from reidlib.eval.results import (
+    EvalResult,
+    describe_hardware,
+    format_results,
+    git_commit,
+    load_results,
+    metrics_from_cmc,
+    results_markdown,
+    results_table,
+    save_results,
+)
+
+__all__ = [
+    "Evaluator", "evaluate", "EvalImages", "score_views",
+    "Protocol", "PROTOCOLS", "build_protocol", "MarketProtocol", "PartialQueryProtocol", "PartialGalleryProtocol",
+    "SingleShotTrials", "CropSweep", "MixedProtocol", "CropSetting", "View", "Trial", "Setting",
+    "EvalResult", "results_table", "results_markdown", "format_results", "save_results", "load_results",
+    "describe_hardware", "git_commit", "metrics_from_cmc",
+]
