@@ -211,3 +211,31 @@ def test_results_table_and_json_roundtrip(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(ValueError, match="bad.json is not valid JSON"):
         load_results(tmp_path / "bad.json")
+
+
+def test_ranked_list_follows_the_evaluation_rules():
+    from reidlib.viz.ranking import ranked_list
+
+    # query pid 1 cam 0; gallery (pid, cam, d): (1,0,0.1) removed, (2,1,0.2), (1,1,0.2) tie -> index order, (3,2,0.05)
+    idx, dist, match = ranked_list(np.array([0.1, 0.2, 0.2, 0.05]), 1, 0, [1, 2, 1, 3], [0, 1, 1, 2], k=3)
+    assert idx.tolist() == [3, 1, 2] and match.tolist() == [False, False, True]
+    np.testing.assert_allclose(dist, [0.05, 0.2, 0.2])
+    idx, _, _ = ranked_list(np.array([0.1, 0.2, 0.2, 0.05]), 1, 0, [1, 2, 1, 3], [0, 1, 1, 2], k=2, same_camera_rule=False)
+    assert idx.tolist() == [3, 0]
+
+
+def test_show_interactive_shows_static_figure_then_widget(monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reidlib.viz import widgets
+
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    fig = plt.figure()
+    w = widgets.show_interactive(lambda: "the widget", lambda: fig)
+    assert shown == [fig, "the widget"] and w == "the widget"
+    with pytest.raises(TypeError, match="matplotlib Figure"):
+        widgets.show_interactive(lambda: None, lambda: None)

@@ -1,0 +1,65 @@
+"""The "ipywidget + static fallback" pattern shared by every interactive figure of the book.
+
+A rendered book page has no kernel: an ipywidget there shows as nothing (or "loading").
+So every interactive cell shows the **static matplotlib figure of the widget's default
+state first**, then the widget.  In Jupyter both appear and the widget works; in the
+book the static figure carries the content.
+
+>>> show_interactive(lambda: make_browser(), lambda: plot_default_state())
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+__all__ = ["show_interactive", "has_ipywidgets", "display_figure"]
+
+
+def has_ipywidgets() -> bool:
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def display_figure(fig) -> None:
+    """Display a matplotlib figure once (rich output in IPython, nothing else) and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        from IPython.display import display
+
+        display(fig)
+    except ImportError:  # pragma: no cover - IPython is a dependency of the book
+        pass
+    plt.close(fig)
+
+
+def show_interactive(widget_factory: Callable[[], Any], static_fig_fn: Callable[[], Any], *,
+                     widget: bool = True) -> Any:
+    """Show ``static_fig_fn()`` (a matplotlib figure of the default state), then the widget.
+
+    Args:
+        widget_factory: builds the ipywidget (called only when ipywidgets is installed).
+        static_fig_fn: returns a ``matplotlib.figure.Figure`` of the widget's default state.
+        widget: set False to show the static figure only.
+
+    Returns:
+        The widget, or None when it was not built.  The static figure is closed after display
+        (so that the inline backend does not show it twice).
+    """
+    fig = static_fig_fn()
+    if fig is None or not hasattr(fig, "savefig"):
+        raise TypeError(f"static_fig_fn must return a matplotlib Figure, got {type(fig).__name__}")
+    display_figure(fig)
+    if not widget or not has_ipywidgets():
+        return None
+    w = widget_factory()
+    try:
+        from IPython.display import display
+
+        display(w)
+    except ImportError:  # pragma: no cover
+        pass
+    return w
