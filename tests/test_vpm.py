@@ -73,13 +73,15 @@ def test_eq4_shared_region_distance_exact():
     """Eq. 4 through the matcher VPM's model returns (implemented in reidlib.metrics)."""
     from reidlib.models.base import Features
 
-    matcher = pytest.importorskip("reidlib.metrics.matchers").VisibilityWeightedMatcher()
+    from reidlib.metrics.matchers import VisibilityWeightedMatcher
+
+    matcher = VisibilityWeightedMatcher()
     # query: region 0 visible (C=1), region 1 half (C=.5); gallery: (1, 1) and (0, 1)
     q = Features(parts=torch.tensor([[[0.0, 0.0], [0.0, 0.0]]]), visibility=torch.tensor([[1.0, 0.5]]))
     g = Features(parts=torch.tensor([[[3.0, 4.0], [6.0, 8.0]], [[3.0, 4.0], [6.0, 8.0]]]),
                  visibility=torch.tensor([[1.0, 1.0], [0.0, 1.0]]))
-    d = matcher(q, g) if callable(matcher) else matcher.match(q, g)
-    d = torch.as_tensor(d).reshape(1, 2).double()
+    d = matcher(q, g).double()
+    assert d.shape == (1, 2)
     # local distances: 5 and 10.  g0: (1*1*5 + .5*1*10) / (1 + .5) = 10 / 1.5 ; g1: (.5*10) / .5 = 10
     assert torch.allclose(d, torch.tensor([[10 / 1.5, 10.0]], dtype=torch.float64), atol=1e-5)
 
@@ -312,3 +314,137 @@ def test_model_labels_from_crop_match_feature_map():
     loss = region_locator_loss(out["region_logits"], torch.from_numpy(c.region_labels)[None])
     loss.backward()
     assert model.locator.weight.grad.abs().sum() > 0
+
+
+def test_model_matcher_is_eq4():
+    from reidlib.metrics.matchers import VisibilityWeightedMatcher
+
+    model = VPM(num_classes=3, parts=(2, 1), backbone="resnet10", pretrained=False)
+    assert isinstance(model.matcher(), VisibilityWeightedMatcher)
+
+
+# ---------------------------------------------------------------------------
+# The method: recipes, Table 3 variants, the loss on a batch, two stages
+# ---------------------------------------------------------------------------
+from reidlib.engine.method import TrainConfig  # noqa: E402
+from reidlib.models.vpm import VPM_VARIANTS, VPMMethod, vpm_crop_spec  # noqa: E402
+
+
+def _tiny_cfg(**extra) -> TrainConfig:
+    cfg = VPMMethod.recipe("smoke", **extra)
+    return cfg.replace(image_size=(64, 32))
+
+
+def _batch(method: VPMMethod, n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    model = method.build_model()
+    fs = model.feature_size(method.cfg.image_size)
+    p = method.parts[0] * method.parts[1]
+    vis = torch.rand(n, p, generator=g) > 0.3
+    vis[:, 0] = True
+    labels = torch.randint(0, p, (n, *fs), generator=g)
+    return model, {
+        "image": torch.randn(n, 3, *method.cfg.image_size, generator=g),
+        "label": torch.arange(n) // 2,
+        "region_labels": labels,
+        "visible": vis,
+    }
+
+
+def test_registered_and_recipes():
+    from reidlib.engine.registry import get_method
+
+    assert get_method("vpm") is VPMMethod
+    full = VPMMethod.recipe("full")
+    assert full.optimizer == "sgd" and full.lr == 0.1 and full.milestones == (30,) and full.epochs == 50
+    s2 = VPMMethod.stage_recipe(full, 2, init_weights="w.safetensors")
+    assert s2.epochs == 80 and s2.sampler == "pk" and (s2.batch_p, s2.batch_k) == (8, 8)
+    assert s2.extra["stage"] == 2 and s2.extra["init_weights"] == "w.safetensors"
+    assert full.extra["margin"] == 1.0 and tuple(full.extra["parts"]) == (6, 1)
+    with pytest.raises(ValueError, match="unknown VPM variant"):
+        VPMMethod.recipe("smoke", variant="mvpm-9")
+    with pytest.raises(ValueError, match="unknown extra settings"):
+        VPMMethod.recipe("smoke", partz=(2, 1))
+    with pytest.raises(ValueError, match="accepted crops"):
+        VPMMethod.recipe("smoke", crop="diagonal")
+    with pytest.raises(ValueError, match="sampler='pk'"):
+        VPMMethod(s2.replace(sampler="random"), 10)
+
+
+def test_crop_specs():
+    assert vpm_crop_spec("top").sides == ("top",) and vpm_crop_spec("top").ratio == (0.5, 1.0)
+    assert vpm_crop_spec("bilateral").sides == ("top", "bottom")
+    assert vpm_crop_spec("free").mode == "free"
+
+
+@pytest.mark.parametrize("name", list(VPM_VARIANTS))
+def test_table3_variants_build_and_train_one_step(name):
+    torch.manual_seed(0)
+    cfg = _tiny_cfg(variant=name, parts=(3, 1))
+    v = VPM_VARIANTS[name]
+    assert cfg.extra["variant"] == name and cfg.extra["triplet"] == v.triplet
+    for stage in (1, 2):
+        m = VPMMethod(VPMMethod.stage_recipe(cfg, stage), num_classes=4)
+        model, batch = _batch(m)
+        assert model.test_visibility == v.test_visibility
+        loss, logs = m.loss(model.train(), batch, epoch=0)
+        assert torch.isfinite(loss)
+        assert ("L_tri" in logs) == (stage == 2 and v.triplet)
+        loss.backward()
+
+
+def test_variant_switches_change_the_loss_as_defined():
+    """MVPM-3 supervises every region in L_ID; MVPM-2 uses every region in Eq. 7."""
+    torch.manual_seed(0)
+    base = VPMMethod(VPMMethod.stage_recipe(_tiny_cfg(parts=(3, 1)), 2), 4)
+    model, batch = _batch(base)
+    model.train()
+    out = model(batch["image"])
+    allv = torch.ones_like(batch["visible"])
+    _, logs = base.loss(model, batch, 0)
+    torch.manual_seed(0)
+    assert logs["L_ID"].item() == pytest.approx(
+        visible_identity_loss(out["logits"], batch["label"], batch["visible"]).item(), rel=1e-4)
+    m3 = VPMMethod(VPMMethod.stage_recipe(_tiny_cfg(parts=(3, 1), variant="mvpm-3"), 2), 4)
+    _, logs3 = m3.loss(model, batch, 0)
+    assert logs3["L_ID"].item() == pytest.approx(
+        visible_identity_loss(out["logits"], batch["label"], allv).item(), rel=1e-4)
+    m2 = VPMMethod(VPMMethod.stage_recipe(_tiny_cfg(parts=(3, 1), variant="mvpm-2"), 2), 4)
+    _, logs2 = m2.loss(model, batch, 0)
+    assert logs2["L_tri"].item() == pytest.approx(
+        region_selective_triplet_loss(out["parts"], allv, batch["label"], 1.0).item(), rel=1e-4)
+    assert logs["L_tri"].item() == pytest.approx(
+        region_selective_triplet_loss(out["parts"], batch["visible"], batch["label"], 1.0).item(), rel=1e-4)
+
+
+def test_train_dataset_items_carry_labels_for_the_feature_map():
+    from reidlib.data.synthpeds import SynthPeds
+
+    ds = SynthPeds("tiny", seed=0)
+    m = VPMMethod(_tiny_cfg(parts=(3, 2), crop="bottom"), ds.num_train_pids)
+    tr = m.train_dataset(ds, ds.relabel_train())
+    item = tr[0]
+    fs = m.build_model().feature_size((64, 32))
+    assert item["image"].shape == (3, 64, 32)
+    assert item["region_labels"].shape == fs and item["visible"].shape == (6,)
+    # bottom crops keep the bottom row of regions
+    assert bool(item["visible"][4:].all())
+    assert set(item["region_labels"].unique().tolist()) == set(item["visible"].nonzero().flatten().tolist())
+
+
+def test_two_stage_training_runs(tmp_path):
+    from reidlib.data.synthpeds import SynthPeds
+    from reidlib.models.vpm import train_vpm
+
+    ds = SynthPeds("tiny", seed=0)
+    cfg = _tiny_cfg(parts=(2, 1)).replace(batch_p=4, batch_k=2, epochs=1, max_iters_per_epoch=1)
+    cfg.extra["stage2"] = {**cfg.extra["stage2"], "batch_p": 4, "batch_k": 2, "epochs": 1, "max_iters_per_epoch": 1}
+    model, info = train_vpm(ds, tmp_path, cfg=cfg, device="cpu")
+    assert (tmp_path / "stage1" / "model.safetensors").exists() and (tmp_path / "stage2" / "model.safetensors").exists()
+    assert "L_tri" in info["stage2"]["last_epoch"] and "L_tri" not in info["stage1"]["last_epoch"]
+    f = model.extract(torch.randn(2, 3, 64, 32))
+    assert f.parts.shape[:2] == (2, 2)
+    # a second call reuses both finished runs and returns the same weights
+    model2, _ = train_vpm(ds, tmp_path, cfg=cfg, device="cpu")
+    for a, b in zip(model.state_dict().values(), model2.state_dict().values()):
+        assert torch.equal(a, b)

@@ -7,6 +7,8 @@ import importlib
 METHODS: dict[str, str] = {
     "baseline": "reidlib.models.baseline:BaselineMethod",
     "pcb": "reidlib.models.pcb:PCBMethod",
+    "stnreid": "reidlib.models.stnreid:STNReIDMethod",
+    "vpm": "reidlib.models.vpm:VPMMethod",
 }
 
 
