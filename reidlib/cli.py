@@ -17,10 +17,12 @@ from reidlib import __version__
 # sub-command modules, each with register(subparsers)
 COMMANDS: list[str] = [
     "reidlib.cli_info",
+    "reidlib.data.cli_synth",
 ]
 
 # name -> "module:function(argv) -> int"
 BENCHES: dict[str, str] = {
+    "synth": "reidlib.data.cli_synth:bench",
     "eval": "reidlib.metrics.bench:main",
 }
 

@@ -462,6 +462,18 @@ _OCC_POLE, _OCC_BOX, _OCC_TAPE, _OCC_LUG, _OCC_HANDLE, _OCC_BOARD, _OCC_BOARD2 =
 MODES = ("normal", "distractor", "junk", "occluded", "source")
 
 
+def _box_down(a: np.ndarray, ss: int) -> np.ndarray:
+    """Average ``ss x ss`` blocks of an ``(H*ss, W*ss, C)`` float array (strided adds: fast)."""
+    rows = a[0::ss].copy()
+    for k in range(1, ss):
+        rows += a[k::ss]
+    out = rows[:, 0::ss].copy()
+    for k in range(1, ss):
+        out += rows[:, k::ss]
+    out *= 1.0 / (ss * ss)
+    return out
+
+
 class Renderer:
     """Renders scenes of one seed at one output size ``(H, W)``."""
 
@@ -626,15 +638,17 @@ class Renderer:
         wf = att["shape"]["width"]
         sx = (self.grids[1] - xc) / (0.15 * ph * wf) - cam.light_dir * 0.4
         shade = (1.0 - cal.shading * np.clip(sx * sx, 0.0, 1.0)).astype(np.float32)
-        fg = table[M] * shade[None, :, None]
+        idx = np.flatnonzero(M)  # person pixels only (a fraction of the canvas)
+        fg = np.take(table, M.ravel()[idx], axis=0)
+        fg *= shade[idx % Wc][:, None]
         tex = self.background(camid)
         oy = int(rng.integers(0, tex.shape[0] - Hc + 1))
         ox = int(rng.integers(0, tex.shape[1] - Wc + 1))
-        bg = tex[oy:oy + Hc, ox:ox + Wc].copy()
         bgain = float(rng.uniform(0.85, 1.15))
+        bg = tex[oy:oy + Hc, ox:ox + Wc] * np.float32(bgain)
         for _ in range(int(rng.integers(0, 3))):  # per-image clutter (passing objects, signs)
             cx0, cy0 = int(rng.integers(0, Wc)), int(rng.integers(0, Hc))
-            bg[cy0:cy0 + int(rng.integers(Hc // 16, Hc // 3)), cx0:cx0 + int(rng.integers(Wc // 10, Wc // 2))] = _muted(rng, 30, 220, 0.6)
+            bg[cy0:cy0 + int(rng.integers(Hc // 16, Hc // 3)), cx0:cx0 + int(rng.integers(Wc // 10, Wc // 2))] = np.float32(bgain) * np.asarray(_muted(rng, 30, 220, 0.6), np.float32)
         # a soft shadow under the feet
         fy = ytop + ph
         if 0 <= fy < Hc + 0.05 * ph:
@@ -643,18 +657,22 @@ class Renderer:
                 gy = (self.grids[0][y0s:y1s, None] - fy) / (0.03 * ph)
                 gx = (self.grids[1][None, :] - xc) / (0.13 * ph * wf)
                 bg[y0s:y1s] *= (1.0 - 0.45 * np.clip(1.0 - gy * gy - gx * gx, 0.0, 1.0))[..., None]
-        bg *= bgain
-        out = np.where(person[..., None], fg, bg)
+        if layers:
+            bg_layer = bg.copy()
+        out = bg
+        out.reshape(-1, 3)[idx] = fg
         occ_mask = None
         if occ_img is not None:
             occ_mask = occ_img > 0
-            ofg = occ_table[occ_img]
+            oidx = np.flatnonzero(occ_img)
+            ofg = np.take(occ_table, occ_img.ravel()[oidx], axis=0)
             if occ_kind == "person":
-                ofg *= (1.0 - cal.shading * np.clip(((self.grids[1] - xc2) / (0.15 * ph2)) ** 2, 0, 1))[None, :, None]
-            out = np.where(occ_mask[..., None], ofg, out)
+                oshade = (1.0 - cal.shading * np.clip(((self.grids[1] - xc2) / (0.15 * ph2)) ** 2, 0, 1)).astype(np.float32)
+                ofg *= oshade[oidx % Wc][:, None]
+            out.reshape(-1, 3)[oidx] = ofg
         # output resolution: box-downsample the image, sample the mask at pixel centres
         if ss > 1:
-            out = out.reshape(H, ss, W, ss, 3).mean(axis=(1, 3))
+            out = _box_down(out, ss)
             c = ss // 2
             Ms = M[c::ss, c::ss]
             occ_s = occ_mask[c::ss, c::ss] if occ_mask is not None else None
@@ -676,19 +694,23 @@ class Renderer:
         if layers:
             if not clean:
                 raise ValueError("layers=True needs clean=True (the degradations mix person and background)")
-            b = bg.reshape(H, ss, W, ss, 3).mean(axis=(1, 3)) if ss > 1 else bg
+            b = _box_down(bg_layer, ss) if ss > 1 else bg_layer
             extra["background"] = np.clip(b * cgain, 0, 255).astype(np.uint8)
             sup = person if occ_mask is None else (person | occ_mask)
             extra["support"] = sup.reshape(H, ss, W, ss).any(axis=(1, 3)) if ss > 1 else sup
         ny, nx = int(rng.integers(0, H)), int(rng.integers(0, W))
         if not clean:
+            # resolution loss (downscale, blur at the low resolution, upscale): the blur is applied
+            # on the small image with its radius scaled down accordingly (cheaper, same look)
             pil = Image.fromarray(image)
-            if cam.downscale > 1.05:
-                pil = pil.resize((max(4, round(W / cam.downscale)), max(8, round(H / cam.downscale))), Image.BILINEAR)
-                pil = pil.resize((W, H), Image.BILINEAR)
-            radius = cam.blur * W / 128.0
+            d = cam.downscale if cam.downscale > 1.05 else 1.0
+            if d > 1.0:
+                pil = pil.resize((max(4, round(W / d)), max(8, round(H / d))), Image.BILINEAR)
+            radius = cam.blur * W / 128.0 / d
             if radius > 0.05:
                 pil = pil.filter(ImageFilter.GaussianBlur(radius))
+            if d > 1.0:
+                pil = pil.resize((W, H), Image.BILINEAR)
             noisy = np.asarray(pil, dtype=np.float32) + self._noise[ny:ny + H, nx:nx + W]
             image = np.clip(noisy, 0, 255).astype(np.uint8)
         info = {

@@ -1,0 +1,281 @@
+"""Write SynthPeds presets to disk in the real datasets' layouts.
+
+Layouts (:data:`LAYOUTS`):
+
+* ``market1501`` -- ``bounding_box_train/``, ``bounding_box_test/``, ``query/`` with Market-1501
+  names ``PPPP_cCsS_FFFFFF_BB.jpg`` (pid on 4 digits, camera 1-based, sequence, frame,
+  box index).  ``bounding_box_test/`` also holds the distractors (``0000_...``) and a
+  few *junk* images (``-1_...``: bad detections, dropped by Market-1501 readers, as in
+  the real release).
+* ``partial-reid`` -- ``partial_body_images/`` (the partial crops, native size),
+  ``occluded_body_images/`` (the holistic frames they were cut from, with the removed
+  part behind an occluder; for the occluded preset: the occluded queries) and
+  ``whole_body_images/``, names ``NNN_KK.jpg``; identities renumbered 1..N.
+* ``partial-ilids`` -- the DSR release: ``Probe/NNN.jpg`` + ``Gallery/NNN.jpg``;
+  ``partial-ilids-reid`` -- the other layout: ``partial_body_images/NNN.jpg`` +
+  ``whole_body_images/NNN.jpg``.  One probe and one gallery image per identity.
+* ``occluded-reid`` -- ``occluded_body_images/NNN/NNN_KK.tif`` + ``whole_body_images/NNN/NNN_KK.tif``.
+
+Part masks are PNGs (labels of :data:`reidlib.data.base.PART_NAMES`, 255 = occluded)
+at :func:`mask_path_for` of each image.  JPEG quality is fixed (:data:`JPEG_QUALITY`), so
+``(preset, seed, version)`` gives the same files.  ``synthpeds.json`` (the manifest)
+records the preset, seed, version, size, layout, counts and the pid renumbering.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+JPEG_QUALITY = 95
+MANIFEST = "synthpeds.json"
+MASK_SUFFIX = "_masks"
+LAYOUTS = ("market1501", "partial-reid", "partial-ilids", "partial-ilids-reid", "occluded-reid")
+#: the image folders of the layouts (the mask rule keys on them)
+IMAGE_FOLDERS = ("bounding_box_train", "bounding_box_test", "query", "partial_body_images",
+                 "occluded_body_images", "whole_body_images", "Probe", "Gallery")
+
+
+def mask_path_for(image_path: str | os.PathLike) -> Path:
+    """Where the part mask of an image lives.
+
+    The rule: the innermost ancestor folder of the image whose name is one of
+    :data:`IMAGE_FOLDERS` gets the suffix ``_masks``, the rest of the path is kept and the
+    extension becomes ``.png``; an image outside those folders has its mask in
+    ``<parent>_masks/``.  Examples::
+
+        Market/bounding_box_train/0002_c1s1_000151_01.jpg -> Market/bounding_box_train_masks/0002_c1s1_000151_01.png
+        Occluded_REID/occluded_body_images/001/001_01.tif -> Occluded_REID/occluded_body_images_masks/001/001_01.png
+    """
+    p = Path(image_path)
+    parts = p.parts
+    for k in range(len(parts) - 2, -1, -1):
+        if parts[k] in IMAGE_FOLDERS:
+            return Path(*parts[:k], parts[k] + MASK_SUFFIX, *parts[k + 1:]).with_suffix(".png")
+    return p.parent.with_name(p.parent.name + MASK_SUFFIX) / (p.stem + ".png")
+
+
+def market_name(pid: int, camid: int, index: int, ext: str = ".jpg") -> str:
+    """A Market-1501 file name ``PPPP_cCsS_FFFFFF_BB.jpg`` (camid 0-based; pid -1 -> ``-1_...``)."""
+    pid_s = "-1" if pid == -1 else f"{pid:04d}"
+    seq = 1 + (index * 7) % 6
+    frame = 151 + 25 * index
+    return f"{pid_s}_c{camid + 1}s{seq}_{frame:06d}_{1 + index % 3:02d}{ext}"
+
+
+@dataclass(frozen=True)
+class Job:
+    split: str
+    index: int
+    path: str  # relative to the output folder
+
+
+def default_layout(ds) -> str:
+    """The real benchmark a preset imitates: market1501, partial-reid, partial-ilids or occluded-reid."""
+    kind, name = ds.preset.kind, ds.preset.name
+    if kind == "market":
+        return "market1501"
+    if name == "partial-ilids-like":
+        return "partial-ilids"
+    if kind == "occluded":
+        return "occluded-reid"
+    return "partial-reid"
+
+
+def _renumber(recs) -> dict[int, int]:
+    return {pid: i + 1 for i, pid in enumerate(sorted({r.pid for r in recs if r.pid > 0}))}
+
+
+def plan(ds, layout: str | None = None) -> tuple[list[Job], dict]:
+    """The files a layout writes for dataset ``ds`` and the pid renumbering ``{layout pid: pid}``."""
+    layout = layout or default_layout(ds)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; accepted layouts: {', '.join(LAYOUTS)}")
+    jobs: list[Job] = []
+    pid_map: dict[int, int] = {}
+    kind = ds.preset.kind
+    if layout == "market1501":
+        for split, folder in (("train", "bounding_box_train"), ("gallery", "bounding_box_test"), ("junk", "bounding_box_test"), ("query", "query")):
+            for i, r in enumerate(ds.records(split)):
+                jobs.append(Job(split, i, f"{folder}/{market_name(r.pid, r.camid, i)}"))
+        return jobs, pid_map
+    if kind == "market":
+        raise ValueError(f"layout {layout!r} is for the partial/occluded presets; preset {ds.preset.name!r} is Market-like: "
+                         f"use layout 'market1501'")
+    nq, ng = ds.preset.per_id
+    remap = _renumber(ds.query)
+    pid_map = {v: k for k, v in remap.items()}
+
+    def numbered(split: str, folder: str, single: bool, nested: bool = False, ext: str = ".jpg"):
+        seen: dict[int, int] = {}
+        for i, r in enumerate(ds.records(split)):
+            n = remap[r.pid]
+            seen[n] = seen.get(n, 0) + 1
+            if single:
+                name = f"{n:03d}{ext}"
+            else:
+                name = f"{n:03d}_{seen[n]:02d}{ext}"
+            jobs.append(Job(split, i, f"{folder}/{n:03d}/{name}" if nested else f"{folder}/{name}"))
+
+    if layout == "partial-reid":
+        if kind == "partial":
+            numbered("query", "partial_body_images", False)
+            numbered("query_holistic", "occluded_body_images", False)
+        else:
+            numbered("query", "occluded_body_images", False)
+        numbered("gallery", "whole_body_images", False)
+    elif layout in ("partial-ilids", "partial-ilids-reid"):
+        if (nq, ng) != (1, 1):
+            raise ValueError(f"layout {layout!r} holds one probe and one gallery image per identity; "
+                             f"preset {ds.preset.name!r} has {nq} + {ng}: use layout 'partial-reid'")
+        qf, gf = ("Probe", "Gallery") if layout == "partial-ilids" else ("partial_body_images", "whole_body_images")
+        numbered("query", qf, True)
+        numbered("gallery", gf, True)
+    elif layout == "occluded-reid":
+        numbered("query", "occluded_body_images", False, nested=True, ext=".tif")
+        numbered("gallery", "whole_body_images", False, nested=True, ext=".tif")
+    return jobs, pid_map
+
+
+def _save(image: np.ndarray, mask: np.ndarray | None, path: Path, masks: bool) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(image)
+    if path.suffix.lower() in (".jpg", ".jpeg"):
+        im.save(path, format="JPEG", quality=JPEG_QUALITY)
+    else:
+        im.save(path)
+    if masks and mask is not None:
+        mp = mask_path_for(path)
+        mp.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask).save(mp, format="PNG", compress_level=1)
+
+
+# ---- worker side (one SynthPeds per process) ----
+_WORKER: dict = {}
+
+
+def _worker_init(preset: str, seed: int, size) -> None:
+    from reidlib.data.synthpeds import SynthPeds
+
+    _WORKER["ds"] = SynthPeds(preset, seed=seed, size=size, cache_size=0)
+
+
+def _worker_run(args) -> int:
+    out, masks, chunk = args
+    ds = _WORKER["ds"]
+    for split, index, rel in chunk:
+        s = ds.render(split, index)
+        _save(s["image"], s["mask"], Path(out) / rel, masks)
+    return len(chunk)
+
+
+def _start_method() -> str:
+    """``fork`` on Linux (workers start at once; they render with numpy/Pillow only), else ``spawn``."""
+    import multiprocessing as mp
+    import sys
+
+    return "fork" if sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods() else "spawn"
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"output folder {str(out)!r} is a file; expected a folder (new or empty)")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"output folder {str(out)!r} is not empty; choose a new folder or pass overwrite=True (--overwrite)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".synthpeds-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise PermissionError(f"cannot write to output folder {str(out)!r}: {e.strerror or e}; expected a writable folder") from None
+
+
+def write_dataset(ds, out: str | os.PathLike, layout: str | None = None, workers: int = 1, masks: bool = True,
+                  progress: bool = True, overwrite: bool = False, limit: int | None = None) -> dict:
+    """Render every image of ``ds`` (a :class:`~reidlib.data.synthpeds.SynthPeds`) into ``out``.
+
+    Args:
+        layout: one of :data:`LAYOUTS`; default: the one the preset imitates (:func:`default_layout`).
+        workers: rendering processes (1 = in this process).
+        masks: also write the part masks (at :func:`mask_path_for`).
+        overwrite: allow a non-empty ``out``.
+        limit: write only the first ``limit`` images of each folder (benchmarks, quick looks).
+
+    Returns the manifest (also written to ``out/synthpeds.json``).
+    """
+    out = Path(out)
+    jobs, pid_map = plan(ds, layout)
+    layout = layout or default_layout(ds)
+    if limit is not None:
+        kept, per = [], {}
+        for j in jobs:
+            f = j.path.split("/", 1)[0]
+            per[f] = per.get(f, 0) + 1
+            if per[f] <= limit:
+                kept.append(j)
+        jobs = kept
+    _check_out(out, overwrite)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc=f"synthpeds {ds.token} -> {layout}", unit="img", disable=not progress)
+    items = [(j.split, j.index, j.path) for j in jobs]
+    if workers <= 1:
+        for split, index, rel in items:
+            s = ds.render(split, index)
+            _save(s["image"], s["mask"], out / rel, masks)
+            bar.update(1)
+    else:
+        import multiprocessing as mp
+
+        size = 64
+        chunks = [(str(out), masks, items[k:k + size]) for k in range(0, len(items), size)]
+        ctx = mp.get_context(_start_method())
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(ds.preset.name, ds.seed, ds.size)) as pool:
+            for n in pool.imap_unordered(_worker_run, chunks):
+                bar.update(n)
+    bar.close()
+    counts: dict[str, int] = {}
+    for j in jobs:
+        f = j.path.split("/", 1)[0]
+        counts[f] = counts.get(f, 0) + 1
+    manifest = {
+        "generator": "reidlib SynthPeds", "preset": ds.preset.name, "seed": ds.seed, "version": ds.version,
+        "size": list(ds.size), "layout": layout, "jpeg_quality": JPEG_QUALITY, "masks": masks,
+        "mask_rule": "innermost image folder F -> F_masks, same relative path, .png (reidlib.data.writers.mask_path_for)",
+        "counts": counts, "limit": limit,
+        "junk": "market1501 layout: bounding_box_test/-1_* are junk (bad detections), dropped by readers",
+        "pid_map": {str(k): v for k, v in sorted(pid_map.items())},
+        "dataset": {k: v for k, v in ds.describe().items() if k != "cameras"},
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def write_market1501(ds, out, **kw) -> dict:
+    """Market-1501 layout (see the module docstring)."""
+    return write_dataset(ds, out, layout="market1501", **kw)
+
+
+def write_partial_reid(ds, out, **kw) -> dict:
+    """Partial-REID layout (see the module docstring)."""
+    return write_dataset(ds, out, layout="partial-reid", **kw)
+
+
+def write_partial_ilids(ds, out, variant: str = "dsr", **kw) -> dict:
+    """Partial-iLIDS layout: ``variant="dsr"`` (``Probe/`` + ``Gallery/``) or ``"reid"``
+    (``partial_body_images/`` + ``whole_body_images/``)."""
+    if variant not in ("dsr", "reid"):
+        raise ValueError(f"variant={variant!r}: expected 'dsr' (Probe/ + Gallery/) or 'reid' (partial_body_images/ + whole_body_images/)")
+    return write_dataset(ds, out, layout="partial-ilids" if variant == "dsr" else "partial-ilids-reid", **kw)
+
+
+def write_occluded_reid(ds, out, **kw) -> dict:
+    """Occluded-REID layout (see the module docstring)."""
+    return write_dataset(ds, out, layout="occluded-reid", **kw)
