@@ -276,3 +276,72 @@ def test_image_dataset_and_loader(tmp_path):
     assert torch.cat([b["pid"] for b in batches]).tolist() == [r.pid for r in ds.gallery]
     with pytest.raises(ValueError, match="relabel has no label for pids \\[7\\]"):
         ImageDataset(ds.train, ds, relabel={2: 0})
+
+
+# ---------------------------------------------------------------------------------
+# the readers on SynthPeds written to disk (reidlib.data.writers)
+# ---------------------------------------------------------------------------------
+def _by_path(reader):
+    return {r.path: (split, r) for split in ("train", "query", "gallery") for r in getattr(reader, split)}
+
+
+def test_readers_on_synthpeds_market_layout(tmp_path):
+    from reidlib.data import writers
+    from reidlib.data.synthpeds import SynthPeds
+
+    ds = SynthPeds("tiny", size=(64, 32))
+    writers.write_market1501(ds, tmp_path / "Market-1501-v15.09.15", progress=False)
+    reader = Market1501(tmp_path, check_counts=False)
+    got = _by_path(reader)
+    jobs, _ = writers.plan(ds, "market1501")
+    n_junk = 0
+    for job in jobs:
+        path = str(tmp_path / "Market-1501-v15.09.15" / job.path)
+        src = ds.records(job.split)[job.index]
+        if job.split == "junk":
+            assert path not in got and src.pid == -1
+            n_junk += 1
+            continue
+        split, rec = got.pop(path)
+        assert split == job.split and (rec.pid, rec.camid) == (src.pid, src.camid)
+    assert not got and n_junk == len(ds.records("junk")) > 0
+    assert sum(r.pid == 0 for r in reader.gallery) == sum(r.pid == 0 for r in ds.gallery) > 0
+    # images (JPEG) close to the renders; masks (PNG) exact
+    for rec in (reader.query[0], reader.train[5]):
+        job = next(j for j in jobs if str(tmp_path / "Market-1501-v15.09.15" / j.path) == rec.path)
+        uri = ds.records(job.split)[job.index].path
+        img = reader.read_image(rec.path)
+        assert img.shape == ds.read_image(uri).shape
+        assert np.abs(img.astype(int) - ds.read_image(uri).astype(int)).mean() < 8
+        np.testing.assert_array_equal(reader.read_mask(rec.path), ds.read_mask(uri))
+
+
+@pytest.mark.parametrize("preset, layout, cls", [
+    ("partial-reid-like", "partial-reid", PartialREID),
+    ("partial-ilids-like", "partial-ilids", PartialiLIDS),
+    ("partial-ilids-like", "partial-ilids-reid", PartialiLIDS),
+    ("occluded-reid-like", "occluded-reid", OccludedREID),
+])
+def test_readers_on_synthpeds_partial_layouts(tmp_path, preset, layout, cls):
+    from reidlib.data import writers
+    from reidlib.data.synthpeds import SynthPeds
+
+    ds = SynthPeds(preset, size=(64, 32))
+    dirname = cls.dirnames[0]
+    manifest = writers.write_dataset(ds, tmp_path / dirname, layout=layout, progress=False, limit=6)
+    pid_map = {int(k): v for k, v in manifest["pid_map"].items()}
+    kw = {"query": "occluded"} if preset == "occluded-reid-like" and cls is PartialREID else {}
+    reader = cls(tmp_path, check_counts=False, **kw)
+    assert len(reader.query) == len(reader.gallery) == 6 and reader.train == []
+    jobs, _ = writers.plan(ds, layout)
+    where = {str(tmp_path / dirname / j.path): j for j in jobs}
+    for split, camid in (("query", 0), ("gallery", 1)):
+        for rec in getattr(reader, split):
+            job = where[rec.path]
+            src = ds.records(job.split)[job.index]
+            assert job.split == split and rec.camid == camid
+            assert pid_map[rec.pid] == src.pid
+    rec = reader.query[0]
+    src = ds.records("query")[where[rec.path].index]
+    np.testing.assert_array_equal(reader.read_mask(rec.path), ds.read_mask(src.path))
+    assert reader.read_image(rec.path).shape == ds.read_image(src.path).shape
