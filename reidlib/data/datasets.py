@@ -20,9 +20,12 @@ Rules (reference notes, Sec. 1-2):
   camera is a quirk we do not follow).  They have no training split (``train == []``).
 * Each split's image and identity counts are compared with a full copy's; a difference
   is a ``warnings.warn`` naming the split, what was found and what was expected.
-* Part masks: a mask for ``<dir>/<stem>.<ext>`` lives at ``<dir>_masks/<stem>.png``
-  (:func:`mask_path_for`, the SynthPeds writers' rule); :meth:`read_mask` returns it when
-  the file exists, else None.
+* Part masks: :func:`reidlib.data.writers.mask_path_for` (the SynthPeds writers' rule): the
+  innermost image folder ``F`` of the path (``bounding_box_train``, ``query``,
+  ``occluded_body_images``, ...) becomes ``F_masks``, the rest of the path is kept and the
+  extension becomes ``.png`` (``query/0001_c1s1_001051_00.jpg`` ->
+  ``query_masks/0001_c1s1_001051_00.png``); :meth:`read_mask` returns it when the file
+  exists, else None.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import ClassVar
 import numpy as np
 
 from reidlib.data.base import ReIDDataset, Record
+from reidlib.data.writers import mask_path_for  # the one mask rule, owned by the writers
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -54,20 +58,6 @@ __all__ = [
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 MARKET_PATTERN = re.compile(r"([-\d]+)_c(\d)")
 LEADING_PID_PATTERN = re.compile(r"^(\d+)")
-
-
-def mask_path_for(image_path: str | Path) -> Path:
-    """Where the part mask of an image lives: ``<dir>_masks/<stem>.png`` beside ``<dir>``.
-
-    Uses ``reidlib.data.writers.mask_path_for`` when that module exists (the writers own
-    the rule); this fallback implements the same rule.
-    """
-    try:
-        from reidlib.data.writers import mask_path_for as _writers_rule  # type: ignore
-    except ImportError:
-        p = Path(image_path)
-        return p.parent.parent / f"{p.parent.name}_masks" / f"{p.stem}.png"
-    return Path(_writers_rule(image_path))
 
 
 def read_mask_file(path: str | Path) -> np.ndarray:
