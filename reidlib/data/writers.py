@@ -144,7 +144,6 @@ def plan(ds, layout: str | None = None) -> tuple[list[Job], dict]:
 def _save(image: np.ndarray, mask: np.ndarray | None, path: Path, masks: bool) -> None:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     im = Image.fromarray(image)
     if path.suffix.lower() in (".jpg", ".jpeg"):
         im.save(path, format="JPEG", quality=JPEG_QUALITY)
@@ -152,7 +151,6 @@ def _save(image: np.ndarray, mask: np.ndarray | None, path: Path, masks: bool) -
         im.save(path)
     if masks and mask is not None:
         mp = mask_path_for(path)
-        mp.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(mask).save(mp, format="PNG", compress_level=1)
 
 
@@ -224,6 +222,11 @@ def write_dataset(ds, out: str | os.PathLike, layout: str | None = None, workers
     _check_out(out, overwrite)
     from tqdm.auto import tqdm
 
+    # folders first (once), so the workers only encode and write files
+    for d in sorted({(out / j.path).parent for j in jobs}):
+        d.mkdir(parents=True, exist_ok=True)
+        if masks:
+            mask_path_for(d / "x.jpg").parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(jobs), desc=f"synthpeds {ds.token} -> {layout}", unit="img", disable=not progress)
     items = [(j.split, j.index, j.path) for j in jobs]
     if workers <= 1:
@@ -234,12 +237,23 @@ def write_dataset(ds, out: str | os.PathLike, layout: str | None = None, workers
     else:
         import multiprocessing as mp
 
-        size = 64
+        size = max(8, min(64, len(items) // (8 * workers) or 8))
         chunks = [(str(out), masks, items[k:k + size]) for k in range(0, len(items), size)]
-        ctx = mp.get_context(_start_method())
-        with ctx.Pool(workers, initializer=_worker_init, initargs=(ds.preset.name, ds.seed, ds.size)) as pool:
-            for n in pool.imap_unordered(_worker_run, chunks):
-                bar.update(n)
+        method = _start_method()
+        ctx = mp.get_context(method)
+        if method == "fork":  # the workers inherit the dataset and its warmed background textures
+            for c in range(len(ds.cameras)):
+                ds.renderer.background(c)
+            _WORKER["ds"] = ds
+            init, initargs = None, ()
+        else:
+            init, initargs = _worker_init, (ds.preset.name, ds.seed, ds.size)
+        with ctx.Pool(workers, initializer=init, initargs=initargs) as pool:
+            try:
+                for n in pool.imap_unordered(_worker_run, chunks):
+                    bar.update(n)
+            finally:
+                _WORKER.pop("ds", None)
     bar.close()
     counts: dict[str, int] = {}
     for j in jobs:

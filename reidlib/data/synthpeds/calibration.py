@@ -43,7 +43,9 @@ class Calibration:
         occluder_prob: probability that a Market-like (train/query/gallery) image has an occluder.
         occluder_kinds: the occluder kinds and their relative weights.
     Supersampling:
-        supersample: render at this factor and box-downsample (anti-aliasing); 1 = off.
+        canvas_height: people are drawn on a canvas at least this tall and box-downsampled
+            (anti-aliasing): 128x64 images render at 2x, 256x128 at 1x (where the cameras'
+            blur and resolution loss already soften the edges).
     """
 
     palette_head: int = 18
@@ -67,7 +69,7 @@ class Calibration:
     leg_swing: float = 24.0
     occluder_prob: float = 0.12
     occluder_kinds: tuple[tuple[str, float], ...] = (("pole", 1.0), ("box", 1.0), ("person", 1.0), ("luggage", 1.0))
-    supersample: int = 2
+    canvas_height: int = 256
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -2,7 +2,8 @@
 
 Drawing: every body part is a filled primitive (ellipse, polygon, limb) rasterised by
 Pillow into a *material map* (uint8, one id per material: hair, face skin, upper
-garment, ...) at ``CALIBRATION.supersample`` times the output size.  Everything
+garment, ...) on a canvas at least ``CALIBRATION.canvas_height`` pixels tall (an integer
+multiple of the output size).  Everything
 else is vectorised numpy on whole arrays: a colour look-up ``table[material]``, the
 garment patterns (stripes, checks, split) as boolean functions of precomputed
 coordinate grids, cylindrical shading, compositing over the camera background,
@@ -480,7 +481,7 @@ class Renderer:
     def __init__(self, seed: int, size: tuple[int, int], identities, cameras: list[Camera]):
         self.seed = int(seed)
         self.H, self.W = int(size[0]), int(size[1])
-        self.ss = int(CALIBRATION.supersample)
+        self.ss = max(1, int(round(CALIBRATION.canvas_height / self.H)))
         self.Hc, self.Wc = self.H * self.ss, self.W * self.ss
         self.identities = identities
         self.cameras = cameras
