@@ -361,12 +361,12 @@ class SynthPeds(ReIDDataset):
         return out
 
     def read_image(self, path: str) -> np.ndarray:
-        """Render the image of a URI: RGB uint8 ``(H, W, 3)``."""
-        return self.sample(*self.locate(path))["image"]
+        """Render the image of a URI: RGB uint8 ``(H, W, 3)`` (a fresh copy, free to modify)."""
+        return self.sample(*self.locate(path))["image"].copy()
 
     def read_mask(self, path: str) -> np.ndarray:
         """The part mask of a URI: uint8 ``(H, W)``, labels of :data:`reidlib.data.base.PART_NAMES`, 255 = occluded."""
-        return self.sample(*self.locate(path))["mask"]
+        return self.sample(*self.locate(path))["mask"].copy()
 
     def ground_truth(self, split_or_path: str, index: Index | None = None) -> dict:
         """Everything known about one image: pid, camid, uri, identity attributes, viewpoint,

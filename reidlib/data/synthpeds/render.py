@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ..base import BACKGROUND, FEET, HEAD, LOWER, OCCLUDED, UPPER
+from ..base import FEET, HEAD, LOWER, OCCLUDED, UPPER
 from .calibration import CALIBRATION
 
 # materials of the material map (0 = background)
@@ -87,8 +87,7 @@ def _rot(p, length, angle_deg):
     return (p[0] + length * math.sin(a), p[1] + length * math.cos(a))
 
 
-def draw_person(draw: ImageDraw.ImageDraw, att: dict, pose: Pose, xc: float, ytop: float, ph: float,
-                print_box: list | None = None) -> dict:
+def draw_person(draw: ImageDraw.ImageDraw, att: dict, pose: Pose, xc: float, ytop: float, ph: float) -> dict:
     """Draw one person into the material map; return its torso geometry (canvas pixels)."""
     P = _Painter(draw, xc, ytop, ph, pose.facing)
     wf = att["shape"]["width"]
