@@ -24,6 +24,7 @@ COMMANDS: list[str] = [
 BENCHES: dict[str, str] = {
     "synth": "reidlib.data.cli_synth:bench",
     "eval": "reidlib.metrics.bench:main",
+    "match": "reidlib.models.bench_match:main",
 }
 
 

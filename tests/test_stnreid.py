@@ -151,3 +151,170 @@ def test_stnreid_loss_equals_hand_written_combination():
     assert "tri_h" not in terms_id
     with pytest.raises(KeyError, match="feat_a"):
         stnreid_loss({k: v for k, v in out.items() if k != "feat_a"}, y, F.cross_entropy)
+
+
+# ---------------------------------------------------------------------------------
+# the model, pairwise matching
+# ---------------------------------------------------------------------------------
+SIZE = (32, 16)
+
+
+def _tiny_model(seed: int = 0, **kw):
+    from reidlib.models.baseline import Baseline
+    from reidlib.models.stnreid import STNReID
+
+    torch.manual_seed(seed)
+    reid = Baseline(5, backbone="resnet10", pretrained=False)
+    model = STNReID(reid, image_size=SIZE, **kw)
+    with torch.no_grad():  # a non-identity STN, so that the warp matters
+        model.stn.regressor[-1].weight.normal_(0, 0.05)
+        model.stn.regressor[-1].bias.copy_(torch.tensor([0.7, 0.05, 0.1, -0.05, 0.6, -0.2]))
+    return model.eval()
+
+
+def _reference_pairwise(model, q_imgs, g_imgs):
+    """The unbatched loop: one (query, gallery) pair at a time."""
+    out = torch.empty(len(q_imgs), len(g_imgs))
+    with torch.no_grad():
+        for i in range(len(q_imgs)):
+            fq = F.normalize(model.reid.extract(q_imgs[i:i + 1]).global_feat, dim=1)
+            for j in range(len(g_imgs)):
+                theta = model.stn(q_imgs[i:i + 1], g_imgs[j:j + 1])
+                grid = F.affine_grid(theta, [1, 3, *SIZE], align_corners=False)
+                a = F.grid_sample(g_imgs[j:j + 1], grid, align_corners=False)
+                fa = F.normalize(model.reid.extract(a).global_feat, dim=1)
+                out[i, j] = ((fq - fa) ** 2).sum()
+    return out
+
+
+def test_training_forward_outputs():
+    model = _tiny_model().train()
+    h, p = torch.randn(4, 3, *SIZE), torch.randn(4, 3, *SIZE)
+    out = model(h, p)
+    for k in "hpa":
+        assert out[f"logits_{k}"].shape == (4, 5)
+        assert out[f"feat_{k}"].shape == (4, model.reid.feat_dim)
+    assert out["theta"].shape == (4, 2, 3) and out["affined"].shape == h.shape
+    torch.testing.assert_close(out["affined"], affine_sample(h, out["theta"]))
+    with pytest.raises(TypeError, match="partial"):
+        model(h)
+
+
+def test_pairwise_matcher_equals_unbatched_reference():
+    model = _tiny_model()
+    torch.manual_seed(1)
+    q_imgs, g_imgs = torch.rand(3, 3, *SIZE), torch.rand(5, 3, *SIZE)
+    qf, gf = model.extract(q_imgs), model.extract(g_imgs)
+    ref = _reference_pairwise(model, q_imgs, g_imgs)
+    for bp in (1, 4, 64):  # batch boundaries inside and across query rows
+        dist = model.matcher(shortlist=None, batch_pairs=bp)(qf, gf)
+        torch.testing.assert_close(dist, ref, atol=1e-5, rtol=1e-4)
+    # the STN changes the distances (the test would be vacuous otherwise)
+    no_stn = model.global_matcher()(qf, gf)
+    assert (no_stn - ref).abs().max() > 1e-3
+
+
+def test_shortlist_with_k_equal_gallery_size_is_full_mode():
+    model = _tiny_model()
+    torch.manual_seed(2)
+    qf, gf = model.extract(torch.rand(3, 3, *SIZE)), model.extract(torch.rand(6, 3, *SIZE))
+    full = model.matcher(shortlist=None, batch_pairs=5)(qf, gf)
+    torch.testing.assert_close(model.matcher(shortlist=6, batch_pairs=5)(qf, gf), full)
+    # k < G: the shortlisted entries are the full-mode distances of the cheap top-k, ranked first
+    k = 2
+    short = model.matcher(shortlist=k, batch_pairs=5)(qf, gf)
+    top = torch.topk(model.global_matcher()(qf, gf), k, dim=1, largest=False).indices
+    torch.testing.assert_close(short.gather(1, top), full.gather(1, top))
+    rest = torch.ones_like(short, dtype=torch.bool).scatter_(1, top, False)
+    assert (short.masked_fill(rest, -np.inf).amax(1) < short.masked_fill(~rest, np.inf).amin(1)).all()
+
+
+def test_default_matcher_uses_model_shortlist():
+    model = _tiny_model(shortlist=10, batch_pairs=32)
+    m = model.matcher()
+    assert m.shortlist == 10 and m.batch_pairs == 32
+    assert model.matcher(shortlist=None).shortlist is None
+
+
+# ---------------------------------------------------------------------------------
+# two stages
+# ---------------------------------------------------------------------------------
+def _stage_cfg(tmp_path, stage: int, **extra):
+    from reidlib.models.stnreid import STNReIDMethod
+
+    cfg = STNReIDMethod.stage_recipe("smoke", stage=stage, setting="Ep1", **extra)
+    return cfg.replace(image_size=SIZE)
+
+
+def test_stage1_trains_the_stn_and_stage2_freezes_it(tmp_path):
+    from reidlib.engine.checkpoint import save_weights
+    from reidlib.models.stnreid import STNReIDMethod
+
+    torch.manual_seed(0)
+    m1 = STNReIDMethod(_stage_cfg(tmp_path, 1), num_classes=4)
+    model1 = m1.build_model().train()
+    batch = {"holistic": torch.randn(8, 3, *SIZE), "image": torch.randn(8, 3, *SIZE),
+             "label": torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]),
+             "theta": torch.tensor([[1.0, 0, 0], [0, 0.5, -0.5]]).expand(8, 2, 3)}
+    loss, logs = m1.loss(model1, batch, 0)
+    loss.backward()
+    assert model1.stn.regressor[-1].weight.grad.abs().sum() > 0  # stage 1: the STN learns
+    assert {"id_h", "id_p", "id_a", "stn", "box_iou"} <= set(logs)
+    assert logs["box_iou"] == pytest.approx(0.5)  # identity box vs the top half
+    weights = save_weights(tmp_path / "s1" / "model.safetensors", model1)
+
+    m2 = STNReIDMethod(_stage_cfg(tmp_path, 2, stn_weights=str(tmp_path / "s1"), triplet=True), num_classes=4)
+    model2 = m2.build_model()
+    model2.train()
+    assert not model2.stn.training and model2.reid.training
+    for a, b in zip(model2.stn.state_dict().values(), model1.stn.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    before = {k: v.clone() for k, v in model2.stn.state_dict().items()}
+    opt = torch.optim.Adam([{"params": g["params"]} for g in m2.param_groups(model2)], lr=1e-2)
+    loss2, logs2 = m2.loss(model2, batch, 0)
+    assert "tri_a" in logs2
+    loss2.backward()
+    assert all(p.grad is None and not p.requires_grad for p in model2.stn.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model2.reid.parameters())
+    opt.step()
+    for k, v in model2.stn.state_dict().items():  # weights and BatchNorm statistics unchanged
+        torch.testing.assert_close(v, before[k])
+    assert weights.is_file()
+
+
+def test_method_errors_and_recipes(tmp_path):
+    from reidlib.models.stnreid import CONFRONTATION_SETTINGS, STNReIDMethod, load_stn
+
+    with pytest.raises(ValueError, match="stn_weights"):
+        STNReIDMethod(_stage_cfg(tmp_path, 2), num_classes=4)
+    with pytest.raises(ValueError, match="Merge Mode trains nothing"):
+        STNReIDMethod(_stage_cfg(tmp_path, 2, mode="merge", stn_weights="x"), num_classes=4)
+    with pytest.raises(ValueError, match="Ep1"):
+        STNReIDMethod.stage_recipe("smoke", setting="Ep9")
+    with pytest.raises(FileNotFoundError, match="model.safetensors"):
+        load_stn(tmp_path, SIZE)
+    full = STNReIDMethod.recipe("full")
+    assert full.image_size == (256, 128) and full.batch_size == 32 and full.lr == 2e-4
+    assert full.extra["stage"] == 1 and not full.pretrained and not full.extra["triplet"]
+    ep5 = STNReIDMethod.stage_recipe("full", stage=2, setting="Ep5")
+    assert ep5.pretrained and ep5.extra["triplet"] and ep5.extra["label_smooth"] == 0.1
+    assert list(CONFRONTATION_SETTINGS) == ["Ep1", "Ep2", "Ep3", "Ep4", "Ep5"]
+
+
+def test_train_dataset_items_on_tiny_synthpeds():
+    from reidlib.data.synthpeds import SynthPeds
+    from reidlib.models.stnreid import STNReIDMethod
+
+    ds = SynthPeds("tiny", seed=0)
+    cfg = STNReIDMethod.recipe("smoke")
+    method = STNReIDMethod(cfg, ds.num_train_pids)
+    tr = method.train_dataset(ds, ds.relabel_train())
+    torch.manual_seed(0)
+    item = tr[0]
+    assert item["image"].shape == item["holistic"].shape == (3, *cfg.image_size)
+    assert item["theta"].shape == (2, 3) and 0.38 <= item["ratio"] <= 0.82
+    # the crop is the holistic region theta points at (up to resampling): warping the holistic
+    # image with the true theta gives the crop, much closer than the holistic image itself
+    warped = affine_sample(item["holistic"][None], item["theta"][None])[0]
+    err = (warped - item["image"]).abs().mean()
+    assert err < 0.25 * (item["holistic"] - item["image"]).abs().mean()
