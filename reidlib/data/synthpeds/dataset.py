@@ -150,7 +150,8 @@ def _layout_market(p: Preset, rng: np.random.Generator) -> dict[str, _Split]:
     off, n = p.train_ids
     kmax = max(1, min(NUM_CAMERAS, p.n_train // max(1, n)))
     k = np.minimum(rng.choice([2, 3, 4, 5, 6], size=n, p=[0.1, 0.2, 0.25, 0.25, 0.2]), kmax)
-    counts = _allocate(p.n_train, k, np.full(n, 10 * max(1, p.n_train // max(1, n))), rng, f"{p.name} train")
+    lo = np.maximum(k, min(4, p.n_train // max(1, n)))  # >= 4 images per id where the budget allows (PK sampling)
+    counts = _allocate(p.n_train, lo, np.full(n, 10 * max(1, p.n_train // max(1, n))), rng, f"{p.name} train")
     rows = []
     for i in range(n):
         cams = np.sort(rng.choice(cams_all, k[i], replace=False))
