@@ -245,3 +245,14 @@ def test_single_region_colour_does_not_identify():
     combined = rank1(list(range(12)))
     assert max(single) < 0.25, single
     assert combined > 2.5 * max(single) and combined > 0.4, (single, combined)
+
+
+def test_cache_budget():
+    d = SynthPeds("tiny", cache_mb=0.1)  # 0.1 MiB: three 128x64 images (32 KiB each)
+    for i in range(10):
+        d.read_image(d.train[i].path)
+    assert len(d._cache) == 3 and d._cache_bytes <= 0.1 * 2**20
+    img = d.read_image(d.train[9].path)
+    img[:] = 0  # callers get copies: the cache is not modified
+    assert d.read_image(d.train[9].path).any()
+    assert len(SynthPeds("tiny", cache_mb=0)._cache) == 0

@@ -161,7 +161,7 @@ _WORKER: dict = {}
 def _worker_init(preset: str, seed: int, size) -> None:
     from reidlib.data.synthpeds import SynthPeds
 
-    _WORKER["ds"] = SynthPeds(preset, seed=seed, size=size, cache_size=0)
+    _WORKER["ds"] = SynthPeds(preset, seed=seed, size=size, cache_mb=0)
 
 
 def _worker_run(args) -> int:

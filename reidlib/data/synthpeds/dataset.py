@@ -225,7 +225,8 @@ class SynthPeds(ReIDDataset):
             (256x128), ``"HxW"`` or ``(H, W)``.  E.g. ``SynthPeds("partial-reid-like", size="smoke")``
             gives the partial test set at the smoke size.  Partial crops keep their native size.
         version: must equal :data:`SYNTHPEDS_VERSION` (older versions are not kept).
-        cache_size: rendered images kept in a small LRU cache.
+        cache_mb: memory budget (MiB) of the LRU cache of rendered images (64 MiB holds the
+            whole smoke training set at 128x64); 0 disables it.
 
     ``train`` / ``query`` / ``gallery`` are lists of :class:`Record` whose ``path`` is a URI
     ``synthpeds://<preset>[@HxW]/s<seed>/v<version>/<split>/<index>``; :meth:`read_image`
@@ -238,7 +239,7 @@ class SynthPeds(ReIDDataset):
     name = "synthpeds"
 
     def __init__(self, preset: str = "smoke", seed: int = 0, size=None, version: int = SYNTHPEDS_VERSION,
-                 cache_size: int = 64):
+                 cache_mb: float = 64.0):
         self.preset = _preset(preset)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed={seed!r}: expected a non-negative int")
@@ -257,13 +258,15 @@ class SynthPeds(ReIDDataset):
         self._splits = (_layout_market if self.preset.kind == "market" else _layout_partial)(self.preset, lrng)
         self._splits["query_holistic"] = self._splits["query"] if self.preset.kind == "partial" else _Split.build([])
         self._cache: OrderedDict = OrderedDict()
-        self.cache_size = int(cache_size)
+        self._cache_bytes = 0
+        self.cache_mb = float(cache_mb)
         super().__init__(self.records("train"), self.records("query"), self.records("gallery"))
         self.junk = self.records("junk")
 
     def __getstate__(self):
         d = dict(self.__dict__)
         d["_cache"] = OrderedDict()
+        d["_cache_bytes"] = 0
         return d
 
     # -- records and URIs --------------------------------------------------------
@@ -356,9 +359,14 @@ class SynthPeds(ReIDDataset):
             self._cache.move_to_end(key)
             return self._cache[key]
         out = self.render(split, index)
-        self._cache[key] = out
-        while len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
+        nbytes = out["image"].nbytes + out["mask"].nbytes
+        budget = self.cache_mb * 2**20
+        if nbytes <= budget:
+            self._cache[key] = out
+            self._cache_bytes += nbytes
+            while self._cache_bytes > budget:
+                _, old = self._cache.popitem(last=False)
+                self._cache_bytes -= old["image"].nbytes + old["mask"].nbytes
         return out
 
     def read_image(self, path: str) -> np.ndarray:
