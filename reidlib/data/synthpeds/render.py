@@ -46,7 +46,6 @@ class Pose:
     facing: int  # +1 right, -1 left (side view); +1 otherwise
     phase: float  # walking phase (radians)
     arm_amp: float  # 0..1
-    lean: float  # forward lean (fraction of height, side view)
 
 
 class _Painter:
@@ -208,7 +207,7 @@ def draw_person(draw: ImageDraw.ImageDraw, att: dict, pose: Pose, xc: float, yto
     sh = (0.0, 0.2)
     hip = (0.0, 0.52)
 
-    def arm(angle, layer):
+    def arm(angle):
         el = _rot(sh, 0.145, angle)
         wr = _rot(el, 0.135, angle + 12 + max(0.0, angle) * 0.4)
         P.limb(sh, el, 0.05 * wf, 0.042 * wf, M_ARM)
@@ -237,7 +236,7 @@ def draw_person(draw: ImageDraw.ImageDraw, att: dict, pose: Pose, xc: float, yto
 
     kind, cside = car["kind"], car["side"]
     bag_near = cside is not None and ((cside == "left") == near_left)
-    wr_far = arm(-a, "far")
+    wr_far = arm(-a)
     if kind == "handbag" and not bag_near:
         P.rect(wr_far[0] - 0.03, wr_far[1] + 0.03, wr_far[0] + 0.03, wr_far[1] + 0.1, M_HANDBAG)
     if kind == "backpack":
@@ -253,8 +252,8 @@ def draw_person(draw: ImageDraw.ImageDraw, att: dict, pose: Pose, xc: float, yto
     torso = [(-d * 0.95, 0.17), (d * 0.9, 0.17), (d * 1.08, 0.38), (d + 0.004, 0.535), (-d - 0.004, 0.535), (-d * 1.05, 0.40)]
     P.poly(torso, M_UPPER1)
     P.rect(-0.018, 0.12, 0.02, 0.185, M_FACE)
-    geo["torso_box"] = tuple(sorted((P.pt(-d, 0.17)[0], P.pt(d, 0.17)[0]))[:1]) + (P.pt(0, 0.17)[1],) + \
-        tuple(sorted((P.pt(-d, 0.17)[0], P.pt(d, 0.17)[0]))[1:]) + (P.pt(0, 0.535)[1],)
+    xa, xb = sorted((P.pt(-d, 0.17)[0], P.pt(d, 0.17)[0]))
+    geo["torso_box"] = (xa, P.pt(0, 0.17)[1], xb, P.pt(0, 0.535)[1])
     if kind == "backpack":
         P.limb((-d * 0.4, 0.18), (-d * 0.6, 0.36), 0.016, 0.016, M_BAG_DARK, caps=False)
     if hair_style == "long":
@@ -273,7 +272,7 @@ def draw_person(draw: ImageDraw.ImageDraw, att: dict, pose: Pose, xc: float, yto
         P.ellipse(0.055, 0.05, 0.03, 0.01, M_HAT)
     elif head["hat"] == "beanie":
         P.ellipse(-0.004, 0.03, 0.054, 0.042, M_HAT)
-    wr_near = arm(a, "near")
+    wr_near = arm(a)
     if kind == "shoulder_bag":
         if bag_near:
             P.limb((0.02, 0.18), (-0.03, 0.45), 0.014, 0.014, M_BAG_DARK, caps=False)
@@ -504,7 +503,7 @@ class Renderer:
         view = VIEWS[int(rng.choice(3, p=np.asarray(cam.view_probs)))]
         facing = 1 if (view != "side" or rng.random() < 0.5) else -1
         return Pose(view=view, facing=facing, phase=float(rng.uniform(0, 2 * math.pi)),
-                    arm_amp=float(rng.uniform(0.3, 1.0)), lean=0.0)
+                    arm_amp=float(rng.uniform(0.3, 1.0)))
 
     def _placement(self, rng, att: dict, mode: str) -> tuple[float, float, float]:
         cal = CALIBRATION
