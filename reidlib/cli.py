@@ -17,11 +17,13 @@ from reidlib import __version__
 # sub-command modules, each with register(subparsers)
 COMMANDS: list[str] = [
     "reidlib.cli_info",
+    "reidlib.engine.cli_train",
     "reidlib.data.cli_synth",
 ]
 
 # name -> "module:function(argv) -> int"
 BENCHES: dict[str, str] = {
+    "train": "reidlib.engine.bench_train:main",
     "synth": "reidlib.data.cli_synth:bench",
     "eval": "reidlib.metrics.bench:main",
     "match": "reidlib.models.bench_match:main",

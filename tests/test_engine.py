@@ -265,3 +265,32 @@ def test_random_sampler_and_max_iters(tmp_path):
     tr.fit()
     ep = [json.loads(l) for l in (tmp_path / "rnd" / "log.jsonl").read_text().splitlines() if '"epoch"' in l]
     assert ep[0]["iters"] == 2
+
+
+# ----------------------------------------------------------------------------- real methods, CLI
+def test_cli_train_and_evaluate_baseline_on_synthpeds(tmp_path):
+    """The real path: SynthPeds smoke, ImageDataset + train transforms, PK sampler, evaluate."""
+    from reidlib.cli import main
+
+    out = tmp_path / "b"
+    args = ["train", "--method", "baseline", "--data", "synthpeds:smoke", "--out", str(out), "--device", "cpu",
+            "--no-progress", "--set", "epochs=2", "max_iters_per_epoch=1", "batch_p=4", "image_size=64,32"]
+    assert main(args) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["dataset"] == "synthpeds:smoke" and cfg["train_config"]["image_size"] == [64, 32]
+    assert cfg["num_classes"] == 100
+    assert main(["evaluate", "--run", str(out), "--protocol", "market", "--device", "cpu"]) == 0
+    doc = json.loads((out / "eval.json").read_text())
+    r = doc["results"][0]
+    assert r["protocol"] == "market" and r["method"] == "baseline" and 0.0 <= r["metrics"]["mAP"] <= 1.0
+    # resuming a finished run trains nothing and returns at once
+    assert main(args + ["--resume"]) == 0
+    with pytest.raises(FileExistsError, match="resume"):
+        main(args)
+
+
+def test_load_run_rebuilds_the_trained_model(tmp_path):
+    from reidlib.engine.trainer import load_run
+
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_run(tmp_path)

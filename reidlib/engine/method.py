@@ -150,4 +150,4 @@ def relabelled_image_dataset(dataset, pid2label: dict[int, int], cfg: TrainConfi
     from reidlib.data.transforms import build_train_transform
 
     tf = build_train_transform(cfg.image_size, flip=cfg.flip, pad=cfg.pad, random_erasing=cfg.random_erasing)
-    return RelabelledDataset(ImageDataset(dataset.train, dataset, transform=tf, with_mask=with_mask), pid2label)
+    return ImageDataset(dataset.train, dataset, transform=tf, with_mask=with_mask, relabel=pid2label)

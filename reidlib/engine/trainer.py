@@ -272,6 +272,8 @@ class Trainer:
         self.device = dev
         self.amp_dtype = amp_dtype_for(dev, self.cfg.amp)
         self.channels_last = bool(self.cfg.channels_last and dev.type == "cuda")
+        if dev.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
 
     # -- paths ---------------------------------------------------------------
     @property
@@ -547,3 +549,30 @@ def train(method_name: str, data_spec: str = "synthpeds:smoke", profile: str = "
     trainer = Trainer(method, dataset, out, device=device, seed=seed, resume=resume, progress=progress,
                       profile=profile, dataset_spec=data_spec)
     return trainer.fit(max_epochs=max_epochs)
+
+
+def load_run(run_dir: str | os.PathLike, device: str = "cpu"):
+    """Rebuild a finished run's model from ``config.json`` + ``model.safetensors`` (eval mode).
+
+    Returns ``(model, method, run_config)``.  The backbone is built without ImageNet weights
+    (the run's own weights replace them), so this works offline.
+    """
+    from reidlib.engine.checkpoint import load_weights
+    from reidlib.engine.registry import get_method
+
+    run = Path(run_dir)
+    cfg_path, w_path = run / "config.json", run / "model.safetensors"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{run} is not a reidlib run directory: {cfg_path} is missing "
+                                f"(expected the --out folder of `python -m reidlib train`)")
+    if not w_path.is_file():
+        raise FileNotFoundError(f"{w_path} is missing: the run in {run} has not finished "
+                                f"(continue it with `python -m reidlib train ... --out {run} --resume`)")
+    rc = json.loads(cfg_path.read_text())
+    cls = get_method(rc["method"])
+    cfg = TrainConfig.from_dict(rc["train_config"])
+    cfg = cfg.replace(pretrained=False, extra={**cfg.extra, "backbone_weights": None})
+    method = cls(cfg, int(rc["num_classes"]))
+    model = method.build_model()
+    load_weights(w_path, model)
+    return model.to(resolve_device(device)).eval(), method, rc

@@ -129,9 +129,9 @@ class PCBMethod(Method):
         if profile == "smoke":
             return TrainConfig(
                 image_size=(128, 64), backbone="resnet10", pretrained=False, last_stride=1,
-                epochs=8, batch_p=16, batch_k=4, sampler="random", optimizer="sgd", lr=0.05,
+                epochs=6, batch_p=16, batch_k=4, sampler="random", optimizer="sgd", lr=0.05,
                 momentum=0.9, weight_decay=5e-4, backbone_lr_mult=1.0, scheduler="step",
-                milestones=(6,), gamma=0.1, warmup_epochs=1, warmup_factor=0.1,
+                milestones=(4,), gamma=0.1, warmup_epochs=1, warmup_factor=0.1,
                 random_erasing=0.0, flip=0.5, pad=5, num_workers=0, checkpoint_every=4,
                 extra={**extra, "reduced_dim": 128},
             )
@@ -149,10 +149,12 @@ class PCBMethod(Method):
 
     def build_model(self) -> PCB:
         c, x = self.cfg, self.cfg.extra
-        return PCB(self.num_classes, parts=int(x.get("parts", 6)), reduced_dim=int(x.get("reduced_dim", 256)),
-                   backbone=c.backbone, pretrained=c.pretrained, last_stride=c.last_stride,
-                   weights=x.get("backbone_weights"), dropout=float(x.get("dropout", 0.5)),
-                   metric=x.get("metric", "euclidean"))
+        model = PCB(self.num_classes, parts=int(x.get("parts", 6)), reduced_dim=int(x.get("reduced_dim", 256)),
+                    backbone=c.backbone, pretrained=c.pretrained, last_stride=c.last_stride,
+                    weights=x.get("backbone_weights"), dropout=float(x.get("dropout", 0.5)),
+                    metric=x.get("metric", "euclidean"))
+        model.image_size = tuple(c.image_size)  # the evaluator's default input size
+        return model
 
     def train_dataset(self, dataset, pid2label: dict[int, int]):
         return relabelled_image_dataset(dataset, pid2label, self.cfg)
