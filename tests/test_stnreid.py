@@ -318,3 +318,47 @@ def test_train_dataset_items_on_tiny_synthpeds():
     warped = affine_sample(item["holistic"][None], item["theta"][None])[0]
     err = (warped - item["image"]).abs().mean()
     assert err < 0.25 * (item["holistic"] - item["image"]).abs().mean()
+
+
+def _write_run(run_dir, method: str, cfg, num_classes: int, model) -> None:
+    import json
+
+    from reidlib.engine.checkpoint import save_weights
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps({"method": method, "num_classes": num_classes,
+                                                     "train_config": cfg.to_dict()}))
+    save_weights(run_dir / "model.safetensors", model)
+
+
+def test_load_run_model_and_merge_mode(tmp_path):
+    import shutil
+
+    from reidlib.models.baseline import Baseline, BaselineMethod
+    from reidlib.models.stnreid import STNReID, STNReIDMethod, load_merge_mode, load_run_model
+
+    torch.manual_seed(0)
+    cfg1 = _stage_cfg(tmp_path, 1)
+    s1 = STNReIDMethod(cfg1, 4).build_model()
+    with torch.no_grad():
+        s1.stn.regressor[-1].bias.add_(0.1)
+    _write_run(tmp_path / "s1", "stnreid", cfg1, 4, s1)
+    cfg2 = _stage_cfg(tmp_path, 2, stn_weights=str(tmp_path / "s1"))
+    s2 = STNReIDMethod(cfg2, 4).build_model()
+    _write_run(tmp_path / "s2", "stnreid", cfg2, 4, s2)
+    shutil.copytree(tmp_path / "s1", tmp_path / "s1_copy")
+    shutil.rmtree(tmp_path / "s1")  # a finished run does not need the earlier stage's files
+    back = load_run_model(tmp_path / "s2")
+    assert isinstance(back, STNReID) and not back.training
+    for (k, a), b in zip(back.state_dict().items(), s2.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+
+    bcfg = BaselineMethod.recipe("smoke").replace(image_size=SIZE)
+    base = Baseline(7, backbone="resnet10", pretrained=False)
+    _write_run(tmp_path / "base", "baseline", bcfg, 7, base)
+    mm = load_merge_mode(tmp_path / "s1_copy", tmp_path / "base")
+    assert mm.stn_frozen and not any(p.requires_grad for p in mm.stn.parameters())
+    torch.testing.assert_close(mm.stn.regressor[-1].bias, s1.stn.regressor[-1].bias)
+    torch.testing.assert_close(mm.reid.classifier.weight, base.classifier.weight)
+    with pytest.raises(ValueError, match="not an STNReID run"):
+        load_merge_mode(tmp_path / "base", tmp_path / "base")

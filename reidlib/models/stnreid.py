@@ -403,10 +403,8 @@ def load_run_model(run_dir, device="cpu") -> nn.Module:
         raise FileNotFoundError(f"{cfg_file} not found; expected the folder of a training run (config.json, model.safetensors)")
     meta = json.loads(cfg_file.read_text())
     cfg = TrainConfig.from_dict(meta["train_config"]).replace(pretrained=False)  # the run's weights replace ImageNet's
-    extra = dict(cfg.extra)
-    for k in ("stn_weights", "reid_weights"):
-        extra.pop(k, None)
-    method = get_method(meta["method"])(cfg.replace(extra=extra), int(meta["num_classes"]))
+    method = get_method(meta["method"])(cfg, int(meta["num_classes"]))
+    method.skip_init_weights = True  # earlier stages' weights are inside this run's weights
     model = method.build_model()
     load_weights(_weights_file(run), model)
     return model.to(device).eval()
@@ -529,14 +527,19 @@ class STNReIDMethod(Method):
         from reidlib.models.baseline import Baseline
 
         c, x = self.cfg, self.cfg.extra
-        init = x.get("reid_weights")
+        skip = getattr(self, "skip_init_weights", False)  # set by load_run_model: the run's weights follow
+        init = None if skip else x.get("reid_weights")
         reid = Baseline(
-            self.num_classes, backbone=c.backbone, pretrained=bool(c.pretrained and not init), last_stride=c.last_stride,
+            self.num_classes, backbone=c.backbone, pretrained=bool(c.pretrained and not init and not skip),
+            last_stride=c.last_stride,
             weights=x.get("backbone_weights"), neck_feat=x.get("neck_feat", "after"), metric=x.get("metric", "euclidean"),
         )
         if init:
             load_reid_init(reid, init)
-        stn = load_stn(x["stn_weights"], c.image_size) if self.stage == 2 else LocalizationNet(c.image_size)
+        if self.stage == 2 and not skip:
+            stn = load_stn(x["stn_weights"], c.image_size)
+        else:
+            stn = LocalizationNet(c.image_size)
         return STNReID(reid, stn=stn, image_size=c.image_size, freeze_stn=self.stage == 2,
                        shortlist=x.get("shortlist"), batch_pairs=int(x.get("batch_pairs", 256)),
                        metric=x.get("metric", "euclidean"))
