@@ -34,7 +34,7 @@ class TinyData(ReIDDataset):
                 path = f"mem://{pid}/{j}"
                 self.images[path] = rng.integers(0, 256, size=(*size, 3), dtype=np.uint8)
                 train.append(Record(path, 100 + pid, j % 2))
-        super().__init__(train, train[:4], train[4:8])
+        super().__init__(train, train[0::per_id], [r for i, r in enumerate(train) if i % per_id])
 
     def read_image(self, path):
         return self.images[path]
@@ -294,3 +294,36 @@ def test_load_run_rebuilds_the_trained_model(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_run(tmp_path)
+
+
+def test_pcb_trains_and_evaluates_through_the_engine(tmp_path):
+    """PCB on tiny in-memory images through the real ImageDataset + transforms, then evaluated."""
+    from reidlib.engine.trainer import load_run, train
+    from reidlib.eval import evaluate
+
+    data = TinyData(n_ids=4, per_id=4, size=(96, 32))
+    res = train("pcb", "tiny:mem", "smoke", tmp_path / "p", device="cpu", progress=False, dataset=data,
+                overrides={"epochs": 1, "batch_p": 2, "batch_k": 4, "image_size": (96, 32), "reduced_dim": 16})
+    assert res["completed"] and math.isfinite(res["last_epoch"]["loss"]) and res["last_epoch"]["iters"] == 2
+    model, method, rc = load_run(tmp_path / "p")
+    assert rc["dataset"] == "tiny:mem" and method.name == "pcb" and not model.training
+    results = evaluate(model, data, "market", device="cpu")
+    assert "PCB" in results[0].description
+
+
+def test_relabelled_dataset_adds_labels():
+    from reidlib.engine.method import RelabelledDataset
+
+    class Base(torch.utils.data.Dataset):
+        pids = [7, 3, 7]
+
+        def __len__(self):
+            return 3
+
+        def __getitem__(self, i):
+            return {"pid": self.pids[i], "index": i}
+
+    ds = RelabelledDataset(Base(), {3: 0, 7: 1})
+    assert ds.pids == [1, 0, 1] and ds[1] == {"pid": 3, "index": 1, "label": 0} and len(ds) == 3
+    with pytest.raises(KeyError, match="pid 7"):
+        RelabelledDataset(Base(), {3: 0})

@@ -436,6 +436,7 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         n_images = 0
         bar = None
+        it = -1
         if self.progress and self.info.is_main:
             from tqdm.auto import tqdm
 
@@ -529,12 +530,15 @@ def _parse_value(s: str):
     return s
 
 
-def train(method_name: str, data_spec: str = "synthpeds:smoke", profile: str = "smoke", out: str | os.PathLike = "runs/run",
+def train(method_name: str, data_spec: str | None = None, profile: str = "smoke", out: str | os.PathLike = "runs/run",
           resume: bool = False, overrides: dict | list[str] | None = None, device: str = "auto", seed: int = 0,
           progress: bool = True, dataset=None, max_epochs: int | None = None) -> dict:
     """Train a registered method: ``train("baseline", "synthpeds:smoke", "smoke", "runs/b0")``.
 
-    ``dataset`` (a ReIDDataset) replaces ``data_spec`` when given.  Returns :meth:`Trainer.fit`'s metrics.
+    ``data_spec`` defaults to ``"synthpeds:smoke"``; a ``dataset`` object (a ReIDDataset) is used
+    instead when given (``data_spec`` is then only recorded).  ``overrides``: ``{"epochs": 10}``
+    or ``["epochs=10", "triplet=true"]`` (see :func:`parse_overrides`).  ``max_epochs`` stops this
+    call early (resume later).  Returns :meth:`Trainer.fit`'s metrics.
     """
     from reidlib.config import resolve_profile
     from reidlib.engine.registry import get_method
@@ -544,6 +548,7 @@ def train(method_name: str, data_spec: str = "synthpeds:smoke", profile: str = "
     if dataset is None:
         from reidlib.data.datasets import build_dataset
 
+        data_spec = data_spec or "synthpeds:smoke"
         dataset = build_dataset(data_spec)
     method = cls(cfg, dataset.num_train_pids)
     trainer = Trainer(method, dataset, out, device=device, seed=seed, resume=resume, progress=progress,
