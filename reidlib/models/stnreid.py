@@ -480,7 +480,9 @@ class STNReIDMethod(Method):
         x = {"stage": stage, "mode": "pipeline", "setting": setting, "stn_weights": None, "reid_weights": None,
              "label_smooth": s["label_smooth"], "triplet": s["triplet"], "margin": 0.3, "stn_weight": 1.0,
              "strategy": "stnreid", "neck_feat": "after", "metric": "euclidean", "backbone_weights": None,
-             "shortlist": None, "batch_pairs": 256}
+             "shortlist": None, "batch_pairs": 256, "stn_lr_mult": 1.0}
+        if profile == "smoke":
+            x["stn_lr_mult"] = 10.0
         x.update(extra)
         if profile == "full":
             # Section 4 "Settings": ResNet-50, 256x128, batch 32 = 8 ids x 4, Adam, 2e-4 for 150 epochs
@@ -492,13 +494,15 @@ class STNReIDMethod(Method):
                 random_erasing=0.0, flip=0.5, pad=10, checkpoint_every=10, extra=x,
             )
         if profile == "smoke":
-            # CPU seconds on SynthPeds smoke: the tiny ResNet, 128x64, a few capped epochs.
+            # CPU seconds on SynthPeds smoke (~10-20 s per stage on 2 cores): the tiny ResNet, 128x64,
+            # 16 iterations of 8 ids x 2 images; the STN's rate x10 so that theta can move at all.
+            # This checks the plumbing; it does not train a useful STN (see chapter 05).
             return TrainConfig(
                 image_size=(128, 64), backbone="resnet10", pretrained=s["pretrained"], last_stride=1,
-                epochs=4, batch_p=8, batch_k=4, optimizer="adam", lr=1e-3, weight_decay=5e-4,
-                scheduler="step", milestones=(3,), gamma=0.1, warmup_epochs=0, warmup_factor=1.0,
-                random_erasing=0.0, flip=0.5, pad=5, num_workers=0, checkpoint_every=4,
-                max_iters_per_epoch=12, extra=x,
+                epochs=2, batch_p=8, batch_k=2, optimizer="adam", lr=1e-3, weight_decay=5e-4,
+                scheduler="step", milestones=(10,), gamma=0.1, warmup_epochs=0, warmup_factor=1.0,
+                random_erasing=0.0, flip=0.5, pad=5, num_workers=0, checkpoint_every=2,
+                max_iters_per_epoch=8, extra=x,
             )
         raise ValueError(f"unknown profile {profile!r}: STNReID has recipes 'smoke' and 'full'")
 
