@@ -246,6 +246,8 @@ def test_existing_run_needs_resume_and_same_recipe(tmp_path):
     cfg = TinyMethod.recipe("smoke").replace(lr=0.5)
     with pytest.raises(ValueError, match="lr"):
         make_trainer(tmp_path, "r", cfg=cfg, resume=True).fit()
+    # loader/checkpoint settings may change on resume
+    make_trainer(tmp_path, "r", cfg=TinyMethod.recipe("smoke").replace(checkpoint_every=5), resume=True).fit()
 
 
 def test_bad_inputs_fail_clearly(tmp_path):

@@ -102,7 +102,13 @@ class Method:
         raise NotImplementedError
 
     def loss(self, model: nn.Module, batch: dict, epoch: int) -> tuple[torch.Tensor, dict[str, float]]:  # pragma: no cover
-        """Forward the batch and return ``(total_loss, {name: value})`` for logging."""
+        """Forward the batch and return ``(total_loss, {name: value})`` for logging.
+
+        Values may be floats or detached 0-d tensors (tensors avoid a GPU sync per step).
+        The engine calls this inside autocast with the batch on the device; ``model`` may be
+        wrapped (DDP, torch.compile): call it, do not reach into its attributes.  Learnable
+        loss parameters belong in the model (the optimizer only sees ``model``'s).
+        """
         raise NotImplementedError
 
     def param_groups(self, model: nn.Module) -> list[dict]:

@@ -53,6 +53,8 @@ from reidlib.engine.method import Method, TrainConfig
 from reidlib.engine.schedule import build_optimizer, build_scheduler
 
 CHECKPOINT_NAME = "checkpoints/last.pt"
+# settings that may change when a run is resumed (they do not change what is computed)
+RESUME_FREE_KEYS = {"num_workers", "checkpoint_every", "compile"}
 
 
 # ----------------------------------------------------------------------------- precision
@@ -318,7 +320,7 @@ class Trainer:
             ckpt = load_checkpoint(self.checkpoint_path)
             saved = ckpt["config"]
             now = self.cfg.to_dict()
-            diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+            diff = sorted(k for k in (set(saved) | set(now)) - RESUME_FREE_KEYS if saved.get(k) != now.get(k))
             if diff:
                 raise ValueError(
                     f"cannot resume {self.out_dir}: its recipe differs in {', '.join(diff)} "

@@ -110,13 +110,15 @@ class BaselineMethod(Method):
             )
         if profile == "smoke":
             # CPU minutes on SynthPeds smoke (~100 ids x 12 images, ~16 PK batches per epoch):
-            # a one-block-per-stage ResNet ("resnet10") from scratch, 6 epochs, a higher Adam
-            # rate than the paper's (no ImageNet start), same tricks otherwise.
+            # a one-block-per-stage ResNet ("resnet10") from scratch, 8 epochs, Adam 1e-3
+            # (no ImageNet start), warm-up 2 epochs from 0.1x, x0.1 at epoch 6; tricks as in full.
+            # Measured (seed 0): R-1 67.3 / mAP 57.6 on SynthPeds smoke (market protocol); a
+            # 6-epoch variant at 2e-3 reached only 53.3 / 44.8.
             return TrainConfig(
                 image_size=(128, 64), backbone="resnet10", pretrained=False, last_stride=1,
-                epochs=6, batch_p=16, batch_k=4, optimizer="adam", lr=2e-3, weight_decay=5e-4,
-                backbone_lr_mult=1.0, scheduler="step", milestones=(4,), gamma=0.1,
-                warmup_epochs=1, warmup_factor=0.1, random_erasing=0.5, flip=0.5, pad=5,
+                epochs=8, batch_p=16, batch_k=4, optimizer="adam", lr=1e-3, weight_decay=5e-4,
+                backbone_lr_mult=1.0, scheduler="step", milestones=(6,), gamma=0.1,
+                warmup_epochs=2, warmup_factor=0.1, random_erasing=0.5, flip=0.5, pad=5,
                 amp=True, channels_last=True, num_workers=0, checkpoint_every=4, extra=extra,
             )
         raise ValueError(f"unknown profile {profile!r}: the baseline has recipes 'smoke' and 'full'")
