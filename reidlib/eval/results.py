@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -133,16 +132,12 @@ def describe_hardware(device=None) -> str:
 
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
-    """The current commit hash (with ``-dirty`` when the tree has changes), or None outside git."""
-    try:
-        h = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
-        if h.returncode != 0:
-            return None
-        d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd, capture_output=True,
-                           text=True, timeout=10)
-        return h.stdout.strip() + ("-dirty" if d.stdout.strip() else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
+    """The project's commit (``+dirty`` when tracked files changed; :func:`reidlib.config.git_commit`), None outside git."""
+    from reidlib.config import find_project_root
+    from reidlib.config import git_commit as _commit
+
+    c = _commit(Path(cwd) if cwd is not None else find_project_root(Path(__file__).parent))
+    return None if c == "unknown" else c
 
 
 def _jsonable(o):

@@ -33,7 +33,7 @@ to exist.
 
 from __future__ import annotations
 
-import math
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Union
 
@@ -94,8 +94,21 @@ class RankResult:
         return float(self.cmc[k - 1])
 
 
+def _from_numpy(a: np.ndarray) -> torch.Tensor:
+    """Zero-copy view of a (possibly read-only) array; the metrics never write to it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(a))
+
+
 def _as_1d_long(x, name: str, n: int | None) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        a = np.asarray(x)
+        if a.dtype.kind not in "iu" and a.size:
+            raise TypeError(f"{name} must hold integers (pids / camera ids), got dtype {a.dtype}")
+        t = torch.from_numpy(a.astype(np.int64))  # a copy: small, and never a read-only view
     if t.ndim != 1:
         raise ValueError(f"{name} must be a 1-D sequence of ints, got shape {tuple(t.shape)}")
     if t.is_floating_point() or t.is_complex():
@@ -129,7 +142,7 @@ class _Blocks:
         if isinstance(distmat, np.ndarray):
             if distmat.dtype == object:
                 raise TypeError("distmat is a numpy object array; expected a numeric (Q, G) array")
-            distmat = torch.from_numpy(np.ascontiguousarray(distmat))
+            distmat = _from_numpy(distmat)
         if not isinstance(distmat, torch.Tensor):
             raise TypeError(
                 f"distmat must be a (Q, G) torch.Tensor, numpy array or a callable fn(start, stop), got {type(distmat).__name__}"
@@ -145,7 +158,7 @@ class _Blocks:
             return self.t[start:stop]
         block = self.fn(start, stop)
         if isinstance(block, np.ndarray):
-            block = torch.from_numpy(np.ascontiguousarray(block))
+            block = _from_numpy(block)
         if not isinstance(block, torch.Tensor) or tuple(block.shape) != (stop - start, self.G):
             raise ValueError(
                 f"the distance callable returned {type(block).__name__} of shape "

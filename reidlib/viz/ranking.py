@@ -131,7 +131,8 @@ def ranking_browser(distmat, q_pids, g_pids, q_camids, g_camids, read_query, rea
                 plt.close(fig)
 
         slider.observe(draw, names="value")
-        draw()
+        # no initial draw: the static figure above shows the default state (and drawing into an
+        # Output widget while a notebook is executed headless can stall nbclient)
         return W.VBox([slider, out])
 
     return show_interactive(factory, static)

@@ -6,6 +6,11 @@ state first**, then the widget.  In Jupyter both appear and the widget works; in
 book the static figure carries the content.
 
 >>> show_interactive(lambda: make_browser(), lambda: plot_default_state())
+
+Widget factories should not draw into an ``ipywidgets.Output`` while they are built (draw
+on the first interaction instead): the static figure already shows the default state, and
+output captured by an Output widget during a headless run (papermill / nbclient) can stall
+the execution (jupyter/nbclient#312-like hangs, seen here about one run in four).
 """
 
 from __future__ import annotations
