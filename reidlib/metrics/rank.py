@@ -241,8 +241,8 @@ def evaluate_rank_detailed(
         max_rank: length of the CMC curve, cut to the gallery size.
         chunk_size: queries per block; default from ``memory_budget``.
         memory_budget: bytes of working memory per block (default 256 MiB).
-        device: where to compute (default: the distance matrix's device; CPU for callables
-            returning numpy).
+        device: where to compute (default: the distance matrix's device; for a callable, the
+            device of the blocks it returns).
         check_finite: raise on NaN distances (``+inf`` is allowed and ranks last, ties by index).
 
     Raises:
@@ -261,8 +261,8 @@ def evaluate_rank_detailed(
     if not isinstance(max_rank, int) or max_rank < 1:
         raise ValueError(f"max_rank must be a positive int, got {max_rank!r}")
     max_rank = min(max_rank, G)
-    dev = torch.device(device) if device is not None else (src.device or torch.device("cpu"))
-    qp, gp, qc, gc = qp.to(dev), gp.to(dev), qc.to(dev), gc.to(dev)
+    # the device: given, else the matrix's, else (callables) that of the first block
+    dev = torch.device(device) if device is not None else src.device
     if chunk_size is None:
         chunk_size = choose_chunk_size(G, memory_budget)
     if not isinstance(chunk_size, int) or chunk_size < 1:
@@ -274,7 +274,12 @@ def evaluate_rank_detailed(
     nmatch = torch.zeros(Q, dtype=torch.long)
     for s in range(0, Q, chunk_size):
         e = min(Q, s + chunk_size)
-        d = src(s, e).to(dev)
+        d = src(s, e)
+        if dev is None:
+            dev = d.device
+        d = d.to(dev)
+        if qp.device != dev:
+            qp, gp, qc, gc = qp.to(dev), gp.to(dev), qc.to(dev), gc.to(dev)
         if not d.is_floating_point():
             d = d.double() if d.dtype == torch.int64 else d.float()
         elif d.dtype in (torch.float16, torch.bfloat16):
