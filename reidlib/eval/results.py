@@ -41,7 +41,8 @@ def metrics_from_cmc(cmc: np.ndarray, mAP: float, mINP: float, n_valid: float, r
     """The metrics dict: ``R-k`` = ``cmc[k - 1]`` (the last value when the gallery is shorter)."""
     cmc = np.asarray(cmc, dtype=np.float64)
     m = {f"R-{k}": float(cmc[min(k, len(cmc)) - 1]) for k in ranks}
-    m.update({"mAP": float(mAP), "mINP": float(mINP), "n_valid": n_valid})
+    nv = float(n_valid)
+    m.update({"mAP": float(mAP), "mINP": float(mINP), "n_valid": int(nv) if nv.is_integer() else nv})
     return m
 
 
