@@ -202,9 +202,9 @@ def _true_match_ranks(
     # a +inf sentinel column (index G) keeps every position a valid gather index
     thr = torch.cat([thr, thr.new_full((B, 1), float("inf"))], 1)
     idx = torch.cat([idx, idx.new_full((B, 1), G)], 1)
-    c = torch.searchsorted(thr, d.contiguous(), right=False, out_int32=True)  # thresholds with distance < d_k
+    c = torch.searchsorted(thr, d.contiguous(), right=False)  # thresholds with distance < d_k
     # exact ties: thresholds with distance == d_k come first when their index is smaller
-    tie = (thr.gather(1, c.long()) == d) & nonmatch
+    tie = (thr.gather(1, c) == d) & nonmatch
     if bool(tie.any()):
         tr, tc = tie.nonzero(as_tuple=True)
         eq_before = ((thr[tr] == d[tr, tc].unsqueeze(1)) & (idx[tr] < tc.unsqueeze(1))).sum(1)
@@ -284,7 +284,8 @@ def evaluate_rank_detailed(
             d = d.double() if d.dtype == torch.int64 else d.float()
         elif d.dtype in (torch.float16, torch.bfloat16):
             d = d.float()
-        if check_finite and bool(torch.isnan(d).any()):
+        # one reduction first (NaN propagates through the sum; +inf and -inf together also give NaN)
+        if check_finite and bool(torch.isnan(d.sum())) and bool(torch.isnan(d).any()):
             raise ValueError(f"distmat rows {s}:{e} contain NaN; distances must be numbers (+inf is allowed)")
         same_pid = qp[s:e, None] == gp[None, :]
         true = same_pid & (qc[s:e, None] != gc[None, :])
