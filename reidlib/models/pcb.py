@@ -127,6 +127,8 @@ class PCBMethod(Method):
                 random_erasing=0.0, flip=0.5, pad=0, checkpoint_every=10, extra=extra,
             )
         if profile == "smoke":
+            # CPU minutes on SynthPeds smoke, like the baseline's smoke recipe (tiny ResNet from
+            # scratch).  Measured (seed 0): R-1 44.0 / mAP 38.0 on SynthPeds smoke (market protocol).
             return TrainConfig(
                 image_size=(128, 64), backbone="resnet10", pretrained=False, last_stride=1,
                 epochs=6, batch_p=16, batch_k=4, sampler="random", optimizer="sgd", lr=0.05,
