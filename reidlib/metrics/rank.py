@@ -11,7 +11,9 @@ The conventions (torchreid's Market-1501 evaluation, kept bit-for-bit on tie-fre
 * AP is **not** interpolated: the mean, over the true matches, of the precision at the
   rank of each true match (Market's official code uses a trapezoidal AP instead, which
   differs slightly);
-* ``max_rank`` is cut to the gallery size.
+* ``max_rank`` is cut to the gallery size.  (When the same-camera removal leaves a query
+  fewer than ``max_rank`` images, torchreid's Python path would stack curves of unequal
+  length; here the curve simply stays at 1 after the first match.)
 
 **Ties.**  Equal distances are ordered by gallery index (a *stable* sort of each row).
 torchreid's ``np.argsort`` is not stable, so on input with ties the two can differ; on
