@@ -88,6 +88,8 @@ class Evaluator:
         matcher: overrides ``model.matcher()`` (required with precomputed features unless the
             features are global: :class:`GlobalMatcher` then).
         amp, channels_last: on CUDA only.
+        (The model is moved to ``device`` and put in eval mode while features are extracted;
+        its training flag is restored afterwards.)
         num_workers: ``DataLoader`` workers.
         max_rank: CMC length.
         progress: tqdm bars during extraction.
@@ -143,7 +145,7 @@ class Evaluator:
         loader = DataLoader(ds, batch_size=self.batch_size, shuffle=False, num_workers=self.num_workers,
                             pin_memory=self.device.type == "cuda")
         was_training = self.model.training
-        self.model.eval()
+        self.model.to(self.device).eval()
         cl = self.channels_last and self.device.type == "cuda"
         if cl:
             self.model.to(memory_format=torch.channels_last)
