@@ -62,6 +62,13 @@ def _gpu_throughput(device: torch.device, fast: bool, batch: int, steps: int, wa
     return batch * steps / (time.perf_counter() - t)
 
 
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        return float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reidlib bench train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         from reidlib.engine.cli_train import evaluate_run
         from reidlib.engine.trainer import train
 
+        load0 = _load()
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "run"
             t0 = time.perf_counter()
@@ -96,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
             "images_per_s": res["last_epoch"].get("images_per_s"), "R-1": m.get("R-1"), "mAP": m.get("mAP"),
             "target": f"total <= {CPU_TARGET_S:.0f} s (2-core CPU)", "meets_target": total <= CPU_TARGET_S,
             "torch_threads": torch.get_num_threads(),
+            # other processes on the machine slow the timing down: record the load around it
+            "load_average_1min_before_after": [round(load0, 2), round(_load(), 2)],
         })
     if not args.skip_gpu:
         if torch.cuda.is_available():
