@@ -223,8 +223,10 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     eb = [e["loss"] for e in lb if e["event"] == "epoch"]
     assert ea == eb
     # a finished run with resume=True returns its stored metrics without training
-    again = make_trainer(tmp_path, "split", resume=True).fit()
+    again_tr = make_trainer(tmp_path, "split", resume=True)
+    again = again_tr.fit()
     assert again["completed"] and again["epochs_done"] == 2
+    assert all(torch.equal(v, a[k]) for k, v in again_tr.model.state_dict().items())
 
 
 def test_same_seed_same_weights_other_seed_differs(tmp_path):

@@ -244,7 +244,9 @@ class Trainer:
             takes ``cuda:LOCAL_RANK``.
         seed: seeds model initialisation, the sampler and every augmentation.
         resume: continue from ``out_dir/checkpoints/last.pt`` when it exists (a finished run
-            returns its stored metrics at once).
+            returns its stored metrics at once; ``trainer.model`` then holds its final weights).
+
+    After :meth:`fit`, ``trainer.model`` is the trained model (unwrapped, on ``device``).
         progress: tqdm bars (main process only).
         profile, dataset_spec: recorded in ``config.json``.
     """
@@ -367,6 +369,10 @@ class Trainer:
         seed_everything(self.seed)
         ckpt = self._prepare_dir()
         if ckpt is not None and ckpt["epoch"] + 1 >= cfg.epochs and (self.out_dir / "metrics.json").exists():
+            # a finished run: nothing to train; expose its final weights as self.model
+            model = method.build_model()
+            model.load_state_dict(ckpt["model"])
+            self.model = model.to(self.device)
             return json.loads((self.out_dir / "metrics.json").read_text())
 
         model = method.build_model().to(self.device)
