@@ -495,14 +495,14 @@ class STNReIDMethod(Method):
             )
         if profile == "smoke":
             # CPU seconds on SynthPeds smoke (~10-20 s per stage on 2 cores): the tiny ResNet, 128x64,
-            # 16 iterations of 8 ids x 2 images; the STN's rate x10 so that theta can move at all.
+            # 12 iterations of 8 ids x 2 images; the STN's rate x10 so that theta can move at all.
             # This checks the plumbing; it does not train a useful STN (see chapter 05).
             return TrainConfig(
                 image_size=(128, 64), backbone="resnet10", pretrained=s["pretrained"], last_stride=1,
                 epochs=2, batch_p=8, batch_k=2, optimizer="adam", lr=1e-3, weight_decay=5e-4,
                 scheduler="step", milestones=(10,), gamma=0.1, warmup_epochs=0, warmup_factor=1.0,
                 random_erasing=0.0, flip=0.5, pad=5, num_workers=0, checkpoint_every=2,
-                max_iters_per_epoch=8, extra=x,
+                max_iters_per_epoch=6, extra=x,
             )
         raise ValueError(f"unknown profile {profile!r}: STNReID has recipes 'smoke' and 'full'")
 
