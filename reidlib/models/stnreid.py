@@ -37,7 +37,7 @@ Choices where the paper is open (see the chapter ``05_stnreid``):
 
 from __future__ import annotations
 
-import copy
+import contextlib
 from typing import Optional, Sequence
 
 import torch
@@ -213,6 +213,7 @@ class STNReID(ReIDModel):
             ``k`` = global-feature ranking, then STN rescoring of the top ``k``.
         batch_pairs: pairs per batched STN + ReID forward in the matcher.
         metric, normalize: the feature distance (default: the ReID module's).
+        amp: run the pair passes under autocast on CUDA (bf16 where supported, else fp16).
 
     Training forward: ``model(holistic, partial)`` returns ``logits_k``/``feat_k`` for
     ``k`` in ``h, p, a`` (holistic, partial, affined), ``theta`` ``(N, 2, 3)`` and the
@@ -221,8 +222,9 @@ class STNReID(ReIDModel):
 
     def __init__(self, reid: nn.Module, stn: Optional[LocalizationNet] = None, image_size: Sequence[int] = (256, 128),
                  freeze_stn: bool = False, shortlist: Optional[int] = None, batch_pairs: int = 256,
-                 metric: Optional[str] = None, normalize: bool = True):
+                 metric: Optional[str] = None, normalize: bool = True, amp: bool = True):
         super().__init__()
+        self.amp = bool(amp)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.stn = stn if stn is not None else LocalizationNet(self.image_size)
         if self.stn.input_size != self.image_size:
@@ -302,8 +304,12 @@ class STNReID(ReIDModel):
                              "global_feat, as STNReID.extract returns them")
         dev = next(self.stn.parameters()).device
         qi, gi = q.images.to(dev), g.images.to(dev)
-        affined, _ = self.affine(qi.to(gi.dtype), gi)
-        fa = self.reid.extract(affined).global_feat
+        amp = contextlib.nullcontext()
+        if dev.type == "cuda" and self.amp:  # the pair passes dominate test time: bf16/fp16 on GPUs
+            amp = torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+        with amp:
+            affined, _ = self.affine(qi.to(gi.dtype), gi)
+            fa = self.reid.extract(affined).global_feat
         return _paired_distance(q.global_feat.to(dev), fa, self.metric, self.normalize)
 
     def global_matcher(self):
