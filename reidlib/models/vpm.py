@@ -6,7 +6,7 @@ columns).  On the backbone's feature map ``T`` (``c x h x w``) a *region locator
 to each region (Eq. 1); the sum of a region's probability map is its visibility
 score ``C_i`` (Eq. 2); the probability-weighted average of ``T`` is the region's
 feature ``f_i`` (Eq. 3).  Two images are compared on their shared regions (Eq. 4,
-:func:`reidlib.metrics.distance.vpm_distance` through
+:func:`reidlib.metrics.distance.visibility_weighted_distance` through
 :class:`reidlib.metrics.matchers.VisibilityWeightedMatcher`).
 
 Training (Eq. 5-8) lives in :mod:`reidlib.losses.vpm`; the batch recipe and the
@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from reidlib.engine.method import Method, TrainConfig
