@@ -112,8 +112,9 @@ class BaselineMethod(Method):
             # CPU minutes on SynthPeds smoke (~100 ids x 12 images, ~16 PK batches per epoch):
             # a one-block-per-stage ResNet ("resnet10") from scratch, 8 epochs, Adam 1e-3
             # (no ImageNet start), warm-up 2 epochs from 0.1x, x0.1 at epoch 6; tricks as in full.
-            # Measured (seed 0): R-1 67.3 / mAP 57.6 on SynthPeds smoke (market protocol); a
-            # 6-epoch variant at 2e-3 reached only 53.3 / 44.8.
+            # Measured (seed 0, market protocol on SynthPeds smoke): R-1 62.7 / mAP 53.1 (67.3 / 57.6
+            # in an earlier run while the data code was still changing); a 6-epoch variant at
+            # Adam 2e-3 reached only 53.3 / 44.8.
             return TrainConfig(
                 image_size=(128, 64), backbone="resnet10", pretrained=False, last_stride=1,
                 epochs=8, batch_p=16, batch_k=4, optimizer="adam", lr=1e-3, weight_decay=5e-4,
