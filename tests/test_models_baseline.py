@@ -219,3 +219,19 @@ def test_pcb_recipes_and_triplet_option():
     batch = {"image": torch.randn(8, 3, 96, 32), "label": torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])}
     total, logs = method.loss(model, batch, 0)
     assert float(total.detach()) == pytest.approx(float(logs["ce"] + logs["triplet"]), rel=1e-5)
+
+
+def test_narrow_resnet_shapes_and_errors():
+    import pytest
+    import torch
+
+    from reidlib.models.backbones import build_backbone, narrow_resnet
+
+    bb = build_backbone("resnet10s", pretrained=False, last_stride=1)
+    assert bb.out_channels == 128
+    assert bb(torch.zeros(2, 3, 128, 64)).shape == (2, 128, 8, 4)
+    assert build_backbone("resnet10s", pretrained=False, last_stride=2)(torch.zeros(1, 3, 128, 64)).shape == (1, 128, 4, 2)
+    net = narrow_resnet((8, 16, 32, 64), (2, 1, 1, 1))
+    assert len(net.layer1) == 2 and net.layer4[0].conv2.out_channels == 64
+    with pytest.raises(ValueError, match="4 positive widths"):
+        narrow_resnet((8, 16, 32), (1, 1, 1))

@@ -63,7 +63,7 @@ def execute(notebooks: list[Path], profile: str, device: str) -> dict:
         pm.execute_notebook(
             str(nb), str(out), parameters={"profile": profile, "device": device},
             cwd=str(nb.parent), kernel_name="python3", progress_bar=False, log_output=False,
-            execution_timeout=1800,
+            execution_timeout=900,
         )
         dt = time.perf_counter() - t0
         timings[nb.stem] = {"seconds": round(dt, 1), "profile": profile}

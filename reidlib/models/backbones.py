@@ -32,7 +32,36 @@ _ARCHS: dict[str, tuple[Callable[[], tv_resnet.ResNet], str | None]] = {
     "resnet18": (lambda: tv_resnet.resnet18(weights=None), "ResNet18_Weights.IMAGENET1K_V1"),
     # A tiny ResNet (one BasicBlock per stage) for CPU smoke runs: no ImageNet weights.
     "resnet10": (lambda: tv_resnet.ResNet(tv_resnet.BasicBlock, [1, 1, 1, 1]), None),
+    # The same at a quarter of the width (16-32-64-128 channels, ~1/14 of resnet10's FLOPs):
+    # the CPU smoke profile's backbone.  No ImageNet weights.
+    "resnet10s": (lambda: narrow_resnet((16, 32, 64, 128), (1, 1, 1, 1)), None),
 }
+
+
+def narrow_resnet(widths: tuple[int, ...] = (16, 32, 64, 128), layers: tuple[int, ...] = (1, 1, 1, 1)) -> tv_resnet.ResNet:
+    """A torchvision ``ResNet`` of ``BasicBlock``s with custom stage widths.
+
+    torchvision's constructor fixes the widths at 64-128-256-512; this builds the standard
+    ResNet and replaces its stem and stages with narrower ones made of torchvision's own
+    ``BasicBlock``, so :class:`ResNetBackbone` (and torchvision-layout state dicts of the
+    same widths) work unchanged.
+    """
+    if len(widths) != 4 or len(layers) != 4 or min(widths) < 1 or min(layers) < 1:
+        raise ValueError(f"narrow_resnet needs 4 positive widths and 4 positive block counts, got {widths}, {layers}")
+    net = tv_resnet.ResNet(tv_resnet.BasicBlock, list(layers))
+    net.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(widths[0])
+    net.inplanes = widths[0]
+    for i, (w, n) in enumerate(zip(widths, layers)):
+        setattr(net, f"layer{i + 1}", net._make_layer(tv_resnet.BasicBlock, w, n, stride=1 if i == 0 else 2))
+    net.fc = nn.Linear(widths[-1], 1000)
+    for m in net.modules():  # torchvision's initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+    return net
 
 BACKBONES = tuple(_ARCHS)
 PROBE_TIMEOUT_S = 3.0
