@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= a.queries <= len(ds.query):
         raise SystemExit(f"--queries={a.queries}: SynthPeds {a.data} has {len(ds.query)} partial queries")
 
+    load_before = os.getloadavg()
     t0 = time.perf_counter()
     model, model_desc = build_model(a.method, a.model, size, a.train_iters, device, a.seed)
     t_model = time.perf_counter() - t0
@@ -203,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"STNReID pairwise matching on SynthPeds {a.data} at {size[0]}x{size[1]}, {a.queries} partial queries, "
           f"device {device}")
-    print(f"model: {model_desc} (built in {t_model:.1f} s)")
+    print(f"model: {model_desc} (built in {t_model:.1f} s); 1-min load average {load_before[0]:.1f} -> "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work slows the timings)")
     print(f"extraction: queries {t_q:.2f} s, gallery of {len(g_recs)} {t_g:.2f} s")
     head = f"{'gallery':>8} {'pairs':>8} {'global s':>9} {'full s':>9} {'pairs/s':>9} " + " ".join(f"{'top-' + str(k) + ' s':>9}" for k in ks)
     print(head)
@@ -225,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             "queries": a.queries, "gallery_sizes": sizes, "ks": ks, "batch_pairs": a.batch_pairs, "repeats": a.repeats,
             "model": model_desc, "model_build_s": t_model, "extract_queries_s": t_q, "extract_gallery_s": t_g,
             "timing": timing, "accuracy": acc, "hardware": hardware_info(device),
+            "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
         }
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
