@@ -55,15 +55,15 @@ class Calibration:
     palette_shape: int = 6
     min_region_difference: int = 2
     prototype_colour_jitter: float = 14.0
-    colour_noise: float = 9.0
+    colour_noise: float = 6.0
     shading: float = 0.35
-    illumination: tuple[float, float] = (0.65, 1.2)
+    illumination: tuple[float, float] = (0.75, 1.15)
     illum_jitter: float = 0.12
-    white_balance: float = 0.14
+    white_balance: float = 0.10
     noise_std: float = 4.0
-    blur: tuple[float, float] = (0.3, 1.3)
-    downscale: tuple[float, float] = (1.0, 2.4)
-    box_offset: float = 0.05
+    blur: tuple[float, float] = (0.3, 1.0)
+    downscale: tuple[float, float] = (1.0, 2.0)
+    box_offset: float = 0.04
     box_scale: tuple[float, float] = (0.78, 0.97)
     arm_swing: float = 28.0
     leg_swing: float = 24.0
@@ -76,5 +76,11 @@ class Calibration:
 
 
 #: The calibration block (see :class:`Calibration`).  Calibrated once on the global
-#: baseline; change values here only, and bump SYNTHPEDS_VERSION.
+#: baseline (``tools/calibrate_synthpeds.py``; record in
+#: ``results/calibration/synthpeds_v1.json``): the generator's first values gave the smoke
+#: baseline a holistic Rank-1 of 74.0, just under the 75-90 target band, so the per-image
+#: appearance noise was lowered once (colour noise 9 -> 6, illumination (0.65, 1.2) ->
+#: (0.75, 1.15), white balance 0.14 -> 0.10, blur (0.3, 1.3) -> (0.3, 1.0), resolution loss
+#: (1, 2.4) -> (1, 2), box offset 0.05 -> 0.04), giving 83.3.  Frozen since: change values
+#: here only, and bump SYNTHPEDS_VERSION.
 CALIBRATION = Calibration()
