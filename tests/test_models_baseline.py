@@ -160,7 +160,9 @@ def test_baseline_method_loss_is_ce_plus_triplet():
     # the parameter groups split backbone and new layers (BNNeck bias excluded: frozen)
     groups = method.param_groups(model)
     n_new = sum(p.numel() for p in groups[1]["params"])
-    assert n_new == 512 * 4 + 512  # classifier + BN weight
+    dim = model.backbone.out_channels  # 128 for the smoke recipe's resnet10s
+    assert dim == 128
+    assert n_new == dim * 4 + dim  # classifier + BN weight
 
 
 # ----------------------------------------------------------------------------- PCB
