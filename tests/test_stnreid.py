@@ -296,6 +296,11 @@ def test_method_errors_and_recipes(tmp_path):
     full = STNReIDMethod.recipe("full")
     assert full.image_size == (256, 128) and full.batch_size == 32 and full.lr == 2e-4
     assert full.extra["stage"] == 1 and not full.pretrained and not full.extra["triplet"]
+    from reidlib.models.baseline import BaselineMethod
+
+    for prof in ("smoke", "full"):  # the ReID module is the baseline's network
+        b, r = BaselineMethod.recipe(prof), STNReIDMethod.recipe(prof)
+        assert (r.backbone, r.image_size, r.last_stride) == (b.backbone, b.image_size, b.last_stride)
     ep5 = STNReIDMethod.stage_recipe("full", stage=2, setting="Ep5")
     assert ep5.pretrained and ep5.extra["triplet"] and ep5.extra["label_smooth"] == 0.1
     assert list(CONFRONTATION_SETTINGS) == ["Ep1", "Ep2", "Ep3", "Ep4", "Ep5"]
@@ -334,7 +339,7 @@ def _write_run(run_dir, method: str, cfg, num_classes: int, model) -> None:
 def test_load_run_model_and_merge_mode(tmp_path):
     import shutil
 
-    from reidlib.models.baseline import Baseline, BaselineMethod
+    from reidlib.models.baseline import BaselineMethod
     from reidlib.models.stnreid import STNReID, STNReIDMethod, load_merge_mode, load_run_model
 
     torch.manual_seed(0)
@@ -354,7 +359,7 @@ def test_load_run_model_and_merge_mode(tmp_path):
         torch.testing.assert_close(a, b, msg=k)
 
     bcfg = BaselineMethod.recipe("smoke").replace(image_size=SIZE)
-    base = Baseline(7, backbone="resnet10", pretrained=False)
+    base = BaselineMethod(bcfg, 7).build_model()
     _write_run(tmp_path / "base", "baseline", bcfg, 7, base)
     mm = load_merge_mode(tmp_path / "s1_copy", tmp_path / "base")
     assert mm.stn_frozen and not any(p.requires_grad for p in mm.stn.parameters())

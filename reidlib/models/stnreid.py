@@ -483,6 +483,11 @@ class STNReIDMethod(Method):
         if stage not in (1, 2):
             raise ValueError(f"stage={stage!r}: STNReID trains in stage 1 or 2")
         s = CONFRONTATION_SETTINGS[setting]
+        from reidlib.models.baseline import BaselineMethod
+
+        # the ReID module is the strong baseline's network: same backbone, input size and last stride
+        # (so that Merge Mode and the baseline-initialised settings load its weights)
+        base = BaselineMethod.recipe(profile) if profile in ("smoke", "full") else None
         x = {"stage": stage, "mode": "pipeline", "setting": setting, "stn_weights": None, "reid_weights": None,
              "label_smooth": s["label_smooth"], "triplet": s["triplet"], "margin": 0.3, "stn_weight": 1.0,
              "strategy": "stnreid", "neck_feat": "after", "metric": "euclidean", "backbone_weights": None,
@@ -494,18 +499,18 @@ class STNReIDMethod(Method):
             # Section 4 "Settings": ResNet-50, 256x128, batch 32 = 8 ids x 4, Adam, 2e-4 for 150 epochs
             # then 2e-5 for 150, weight decay 5e-4, flip + crop + generated partials.
             return TrainConfig(
-                image_size=(256, 128), backbone="resnet50", pretrained=s["pretrained"], last_stride=1,
-                epochs=300, batch_p=8, batch_k=4, optimizer="adam", lr=2e-4, weight_decay=5e-4,
+                image_size=base.image_size, backbone=base.backbone, pretrained=s["pretrained"],
+                last_stride=base.last_stride, epochs=300, batch_p=8, batch_k=4, optimizer="adam", lr=2e-4, weight_decay=5e-4,
                 scheduler="step", milestones=(150,), gamma=0.1, warmup_epochs=0, warmup_factor=1.0,
                 random_erasing=0.0, flip=0.5, pad=10, checkpoint_every=10, extra=x,
             )
         if profile == "smoke":
-            # CPU seconds on SynthPeds smoke (~10-20 s per stage on 2 cores): the tiny ResNet, 128x64,
+            # CPU seconds on SynthPeds smoke (~10-20 s per stage on 2 cores): the baseline's tiny ResNet,
             # 12 iterations of 8 ids x 2 images; the STN's rate x10 so that theta can move at all.
             # This checks the plumbing; it does not train a useful STN (see chapter 05).
             return TrainConfig(
-                image_size=(128, 64), backbone="resnet10", pretrained=s["pretrained"], last_stride=1,
-                epochs=2, batch_p=8, batch_k=2, optimizer="adam", lr=1e-3, weight_decay=5e-4,
+                image_size=base.image_size, backbone=base.backbone, pretrained=s["pretrained"],
+                last_stride=base.last_stride, epochs=2, batch_p=8, batch_k=2, optimizer="adam", lr=1e-3, weight_decay=5e-4,
                 scheduler="step", milestones=(10,), gamma=0.1, warmup_epochs=0, warmup_factor=1.0,
                 random_erasing=0.0, flip=0.5, pad=5, num_workers=0, checkpoint_every=2,
                 max_iters_per_epoch=6, extra=x,
