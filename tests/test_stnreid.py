@@ -367,3 +367,26 @@ def test_load_run_model_and_merge_mode(tmp_path):
     torch.testing.assert_close(mm.reid.classifier.weight, base.classifier.weight)
     with pytest.raises(ValueError, match="not an STNReID run"):
         load_merge_mode(tmp_path / "base", tmp_path / "base")
+
+
+def test_reid_module_initialised_from_a_baseline_run(tmp_path):
+    """Table 2's "PT" stand-in / Pipeline Mode's start: the ReID module loads a baseline run
+    (its classifier is skipped when the number of identities differs)."""
+    from reidlib.models.baseline import BaselineMethod
+    from reidlib.models.stnreid import STNReIDMethod, load_reid_init
+
+    torch.manual_seed(0)
+    bcfg = BaselineMethod.recipe("smoke").replace(image_size=SIZE)
+    base = BaselineMethod(bcfg, 9).build_model()
+    _write_run(tmp_path / "base", "baseline", bcfg, 9, base)
+    method = STNReIDMethod(_stage_cfg(tmp_path, 1, reid_weights=str(tmp_path / "base")), num_classes=4)
+    model = method.build_model()
+    for k, v in base.state_dict().items():
+        if not k.startswith("classifier"):
+            torch.testing.assert_close(model.reid.state_dict()[k], v, msg=k)
+    assert model.reid.classifier.weight.shape == (4, base.feat_dim)
+    from reidlib.models.baseline import Baseline
+
+    other = Baseline(4, backbone="resnet18", pretrained=False)  # another backbone: a clear error
+    with pytest.raises(ValueError, match="do not fit the ReID module"):
+        load_reid_init(other, tmp_path / "base")
