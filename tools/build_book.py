@@ -48,8 +48,25 @@ def toc_notebooks() -> list[Path]:
     return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()]
 
 
+def check_figures(path: Path) -> None:
+    """Fail when a chapter that draws figures produced none (e.g. a non-inline MPLBACKEND)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    draws = any("plt." in c.source or "show_interactive" in c.source or "plot_" in c.source
+                for c in nb.cells if c.cell_type == "code")
+    images = sum("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    if draws and images == 0:
+        raise SystemExit(f"[build_book] {path} draws figures but its outputs hold no image: is MPLBACKEND "
+                         f"set to a non-inline backend ({os.environ.get('MPLBACKEND')!r})?")
+
+
 def execute(notebooks: list[Path], profile: str, device: str) -> dict:
     import papermill as pm
+
+    # the kernels inherit this environment: a non-interactive MPLBACKEND (e.g. Agg) would
+    # replace the inline backend, and the executed notebooks would hold no figures
+    os.environ.pop("MPLBACKEND", None)
 
     timings = {}
     tpath = EXECUTED / "timings.json"
@@ -66,6 +83,7 @@ def execute(notebooks: list[Path], profile: str, device: str) -> dict:
             execution_timeout=900,
         )
         dt = time.perf_counter() - t0
+        check_figures(out)
         timings[nb.stem] = {"seconds": round(dt, 1), "profile": profile}
         print(f"[build_book] {nb.stem}: {dt:.1f} s", flush=True)
         tpath.write_text(json.dumps(timings, indent=2) + "\n")
