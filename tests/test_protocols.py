@@ -234,8 +234,16 @@ def test_show_interactive_shows_static_figure_then_widget(monkeypatch):
 
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    monkeypatch.delenv(widgets.STATIC_ENV, raising=False)
     fig = plt.figure()
     w = widgets.show_interactive(lambda: "the widget", lambda: fig)
     assert shown == [fig, "the widget"] and w == "the widget"
+    # the book build: static figure and a pointer to Jupyter, the widget is never built
+    shown.clear()
+    monkeypatch.setenv(widgets.STATIC_ENV, "1")
+    built = []
+    fig2 = plt.figure()
+    assert widgets.show_interactive(lambda: built.append(1), lambda: fig2) is None
+    assert built == [] and shown[0] is fig2 and "Jupyter" in shown[1].data
     with pytest.raises(TypeError, match="matplotlib Figure"):
         widgets.show_interactive(lambda: None, lambda: None)

@@ -67,6 +67,9 @@ def execute(notebooks: list[Path], profile: str, device: str) -> dict:
     # the kernels inherit this environment: a non-interactive MPLBACKEND (e.g. Agg) would
     # replace the inline backend, and the executed notebooks would hold no figures
     os.environ.pop("MPLBACKEND", None)
+    # static figures only (reidlib.viz.widgets.STATIC_ENV): no kernel behind widgets in the
+    # rendered book, and building widgets headless is where executions stalled
+    os.environ["REIDLIB_STATIC_WIDGETS"] = "1"
 
     timings = {}
     tpath = EXECUTED / "timings.json"

@@ -11,6 +11,7 @@ exactly what papermill's run printed.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,7 +38,9 @@ def main(argv=None) -> int:
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
            "--rootdir", str(build_book.EXECUTED), *targets]
     print("run_nbval:", " ".join(cmd), flush=True)
-    return subprocess.call(cmd, cwd=str(ROOT / "notebooks"))
+    env = dict(os.environ, REIDLIB_STATIC_WIDGETS="1")  # as in the book build
+    env.pop("MPLBACKEND", None)
+    return subprocess.call(cmd, cwd=str(ROOT / "notebooks"), env=env)
 
 
 if __name__ == "__main__":

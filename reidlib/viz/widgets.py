@@ -15,9 +15,15 @@ the execution (jupyter/nbclient#312-like hangs, seen here about one run in four)
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
-__all__ = ["show_interactive", "has_ipywidgets", "display_figure"]
+__all__ = ["show_interactive", "has_ipywidgets", "display_figure", "STATIC_ENV"]
+
+#: Set to ``"1"`` (the book build and nbval do) to show only the static figures: a widget has
+#: no kernel in the rendered book anyway, and building one during a headless execution is
+#: where stalls happened.  Readers running a notebook in Jupyter get the widgets.
+STATIC_ENV = "REIDLIB_STATIC_WIDGETS"
 
 
 def has_ipywidgets() -> bool:
@@ -48,7 +54,8 @@ def show_interactive(widget_factory: Callable[[], Any], static_fig_fn: Callable[
     Args:
         widget_factory: builds the ipywidget (called only when ipywidgets is installed).
         static_fig_fn: returns a ``matplotlib.figure.Figure`` of the widget's default state.
-        widget: set False to show the static figure only.
+        widget: set False to show the static figure only (also forced by the environment
+            variable :data:`STATIC_ENV` = ``"1"``, set by the book build).
 
     Returns:
         The widget, or None when it was not built.  The static figure is closed after display
@@ -58,6 +65,14 @@ def show_interactive(widget_factory: Callable[[], Any], static_fig_fn: Callable[
     if fig is None or not hasattr(fig, "savefig"):
         raise TypeError(f"static_fig_fn must return a matplotlib Figure, got {type(fig).__name__}")
     display_figure(fig)
+    if widget and os.environ.get(STATIC_ENV) == "1":
+        try:
+            from IPython.display import Markdown, display
+
+            display(Markdown("*Run this notebook in Jupyter for the interactive version of this figure.*"))
+        except ImportError:  # pragma: no cover
+            pass
+        return None
     if not widget or not has_ipywidgets():
         return None
     w = widget_factory()
