@@ -171,28 +171,7 @@ def visibility_weighted_distance(
     fallback = _resolve_no_common(no_common, what)
     qparts, gparts = qparts.float(), gparts.float()
     qvis, gvis = qvis.float(), gvis.float()
-    out = torch.empty(Q, G, dtype=torch.float32, device=qparts.device)
-    step = _chunk(Q, G, memory_budget)
-    for s in range(0, Q, step):
-        e = min(Q, s + step)
-        num = torch.zeros(e - s, G, device=qparts.device)
-        den = torch.zeros(e - s, G, device=qparts.device)
-        plain = torch.zeros(e - s, G, device=qparts.device) if fallback is None else None
-        for i in range(P):
-            di = _part_distance(qparts[s:e, i], gparts[:, i], squared)
-            w = qvis[s:e, i, None] * gvis[None, :, i]
-            num.addcmul_(w, di)
-            den.add_(w)
-            if plain is not None:
-                plain.add_(di)
-        none = den <= 0
-        blk = num.div_(den.clamp_min(torch.finfo(den.dtype).tiny))
-        if plain is not None:
-            blk = torch.where(none, plain / P, blk)
-        else:
-            blk.masked_fill_(none, fallback)
-        out[s:e] = blk
-    return out
+    return _weighted_part_mean(qparts, gparts, qvis, gvis, fallback, squared, memory_budget)
 
 
 def common_parts_distance(
@@ -237,23 +216,33 @@ def common_parts_distance(
     _check_vis(gvis, G, P, "gallery", what)
     fallback = _resolve_no_common(no_common, what)
     qparts, gparts = qparts.float(), gparts.float()
-    qv, gv = (qvis > threshold), (gvis > threshold)
+    qv, gv = (qvis > threshold).float(), (gvis > threshold).float()
+    return _weighted_part_mean(qparts, gparts, qv, gv, fallback, squared, memory_budget)
+
+
+def _weighted_part_mean(qparts: torch.Tensor, gparts: torch.Tensor, qw: torch.Tensor, gw: torch.Tensor,
+                        fallback: float | None, squared: bool, memory_budget: int) -> torch.Tensor:
+    """``sum_i w^q_i w^g_i D_i / sum_i w^q_i w^g_i`` over parts, in query blocks (VPM Eq. 4 and,
+    with 0/1 weights, SANet Eq. 7 share this kernel).  Pairs whose weights sum to 0 get
+    ``fallback``, or the unweighted mean of the part distances when ``fallback`` is None."""
+    Q, P, _ = qparts.shape
+    G = gparts.shape[0]
     out = torch.empty(Q, G, dtype=torch.float32, device=qparts.device)
     step = _chunk(Q, G, memory_budget)
     for s in range(0, Q, step):
         e = min(Q, s + step)
         num = torch.zeros(e - s, G, device=qparts.device)
-        cnt = torch.zeros(e - s, G, device=qparts.device)
+        den = torch.zeros(e - s, G, device=qparts.device)
         plain = torch.zeros(e - s, G, device=qparts.device) if fallback is None else None
         for i in range(P):
             di = _part_distance(qparts[s:e, i], gparts[:, i], squared)
-            both = (qv[s:e, i, None] & gv[None, :, i]).float()
-            num.addcmul_(both, di)
-            cnt.add_(both)
+            w = qw[s:e, i, None] * gw[None, :, i]
+            num.addcmul_(w, di)
+            den.add_(w)
             if plain is not None:
                 plain.add_(di)
-        none = cnt == 0
-        blk = num.div_(cnt.clamp_min(1.0))
+        none = den <= 0
+        blk = num.div_(den.clamp_min(torch.finfo(den.dtype).tiny))
         if plain is not None:
             blk = torch.where(none, plain / P, blk)
         else:
