@@ -28,7 +28,8 @@ EXECUTED = BUILD / "executed"
 SRC = BUILD / "src"
 
 
-def toc_notebooks() -> list[Path]:
+def toc_files() -> list[str]:
+    """Every ``file:`` entry of ``_toc.yml`` (without extension), in order."""
     import yaml
 
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
@@ -45,7 +46,11 @@ def toc_notebooks() -> list[Path]:
                 walk(v)
 
     walk(toc)
-    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()]
+    return files
+
+
+def toc_notebooks() -> list[Path]:
+    return [ROOT / f"{f}.ipynb" for f in toc_files() if (ROOT / f"{f}.ipynb").exists()]
 
 
 def check_figures(path: Path) -> None:
