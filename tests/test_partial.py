@@ -311,3 +311,71 @@ def test_partial_crop_dataset_p_partial_and_loader():
     assert torch.equal(b["box"], b2["box"]) and torch.equal(b["image"], b2["image"])
     with pytest.raises(ValueError, match="p_partial=1.5"):
         PartialCropDataset(src.train, src, "stnreid", size=(32, 16), p_partial=1.5)
+
+
+# ---------------------------------------------------------------------------------
+# crops of the body box (crop_within="body")
+# ---------------------------------------------------------------------------------
+from reidlib.data.loader import body_box  # noqa: E402
+
+
+def test_body_box_exact():
+    m = torch.zeros(10, 6, dtype=torch.uint8)
+    m[2:7, 1:4] = 2  # upper body
+    m[7, 3] = 4  # a foot pixel
+    m[0, 5] = 255  # an occluder pixel is not body
+    assert body_box(m) == (1, 2, 4, 8)
+    assert body_box(torch.zeros(10, 6, dtype=torch.uint8)) == (0, 0, 6, 10)  # no body: the whole frame
+    with pytest.raises(ValueError, match=r"\(H, W\) part mask"):
+        body_box(torch.zeros(1, 10, 6))
+
+
+class _Body(_Mem):
+    """_Mem with the body in rows 16-47, columns 8-23 only (background elsewhere)."""
+
+    def __init__(self, n=6, masks=True):
+        super().__init__(n)
+        self.mask[:] = 0
+        self.mask[16:48, 8:24] = 2
+        self.masks = masks
+
+    def read_mask(self, path):
+        return self.mask.copy() if self.masks else None
+
+
+def test_partial_crop_dataset_body_crops():
+    src = _Body()
+    ds = PartialCropDataset(src.train, src, "stnreid", size=(64, 32), return_holistic=True, crop_within="body",
+                            holistic_transform=build_geometric_transform((64, 32), flip=0.0, pad=0),
+                            transform=build_photometric_transform(0.0))
+    torch.manual_seed(0)
+    sides = set()
+    for _ in range(4):
+        for i in range(len(ds)):
+            it = ds[i]
+            assert it["body_box"].tolist() == [8, 16, 24, 48]
+            x0, y0, x1, y1 = it["box"].tolist()
+            assert 8 <= x0 < x1 <= 24 and 16 <= y0 < y1 <= 48  # inside the body box
+            area = (x1 - x0) * (y1 - y0) / (16 * 32)
+            assert 0.4 - 1 / 16 <= area <= 0.8 + 1 / 16 and abs(area - it["ratio"]) < 1e-6
+            sides.add(it["side"])
+            # theta refers to the whole holistic image: it reproduces the crop from it
+            g = F.affine_grid(it["theta"][None], (1, 3, 64, 32), align_corners=False)
+            rec = F.grid_sample(it["holistic"][None], g, align_corners=False)[0]
+            assert (rec - it["image"]).abs()[:, 2:-2].mean() < 0.05
+            np.testing.assert_allclose(it["scale_translation"].numpy(),
+                                       [(x1 - x0) / 32, (y1 - y0) / 64, (x0 + x1) / 32 - 1, (y0 + y1) / 64 - 1], atol=1e-6)
+    assert sides == {0, 1, 2, 3}
+    # a source without part masks: its image is the body box
+    nomask = PartialCropDataset(src.train, _Body(masks=False), "stnreid", size=(64, 32), crop_within="body",
+                                holistic_transform=build_geometric_transform((64, 32), flip=0.0, pad=0))
+    assert nomask[0]["body_box"].tolist() == [0, 0, 32, 64]
+    # the frame convention is unchanged: the crop spans the image on three sides
+    frame = PartialCropDataset(src.train, src, "stnreid", size=(64, 32),
+                               holistic_transform=build_geometric_transform((64, 32), flip=0.0, pad=0))
+    it = frame[0]
+    assert "body_box" not in it
+    x0, y0, x1, y1 = it["box"].tolist()
+    assert sum([x0 == 0, y0 == 0, x1 == 32, y1 == 64]) >= 3
+    with pytest.raises(ValueError, match="crop_within='torso'"):
+        PartialCropDataset(src.train, src, "stnreid", size=(64, 32), crop_within="torso")

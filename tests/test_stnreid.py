@@ -318,6 +318,14 @@ def test_train_dataset_items_on_tiny_synthpeds():
     item = tr[0]
     assert item["image"].shape == item["holistic"].shape == (3, *cfg.image_size)
     assert item["theta"].shape == (2, 3) and 0.38 <= item["ratio"] <= 0.82
+    # "remove 20-60 % of the body": the crop lies in the person's box (from the part mask),
+    # which is smaller than SynthPeds' frame, and the ratio is a fraction of that box
+    assert cfg.extra["crop_within"] == "body"
+    bx0, by0, bx1, by1 = item["body_box"].tolist()
+    x0, y0, x1, y1 = item["box"].tolist()
+    assert bx0 <= x0 < x1 <= bx1 and by0 <= y0 < y1 <= by1
+    assert (bx1 - bx0) * (by1 - by0) < 0.9 * cfg.image_size[0] * cfg.image_size[1]
+    assert item["ratio"] == pytest.approx((x1 - x0) * (y1 - y0) / ((bx1 - bx0) * (by1 - by0)))
     # the crop is the holistic region theta points at (up to resampling): warping the holistic
     # image with the true theta gives the crop, much closer than the holistic image itself
     warped = affine_sample(item["holistic"][None], item["theta"][None])[0]

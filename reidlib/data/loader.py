@@ -21,10 +21,17 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import tv_tensors
 
 from reidlib.data.base import ReIDDataset, Record
-from reidlib.data.partial import SIDES, CropSpec, get_strategy, partial_crop
+from reidlib.data.partial import (
+    SIDES, CropSpec, box_to_scale_translation, get_strategy, partial_crop, scale_translation_to_theta,
+)
 from reidlib.data.transforms import build_geometric_transform, build_photometric_transform
 
-__all__ = ["ImageDataset", "PartialCropDataset", "build_loader"]
+__all__ = ["ImageDataset", "PartialCropDataset", "body_box", "build_loader"]
+
+#: What a partial crop's ratio is a fraction of (:class:`PartialCropDataset`'s ``crop_within``).
+CROP_WITHIN = ("frame", "body")
+#: The part-mask labels of the body (:data:`reidlib.data.base.PART_NAMES` 1-4; 255 = occluder).
+BODY_LABELS = (1, 2, 3, 4)
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
@@ -43,6 +50,20 @@ def _records(records: Sequence) -> list[Record]:
             raise TypeError(f"record #{i} = {r!r}: expected (path, pid, camid)") from None
         out.append(Record(str(path), int(pid), int(camid)))
     return out
+
+
+def body_box(mask: torch.Tensor, size: Sequence[int] | None = None) -> tuple[int, int, int, int]:
+    """The person's box ``(x0, y0, x1, y1)`` (``x1``/``y1`` exclusive) in a part mask ``(H, W)``:
+    the bounding box of its body labels (1-4).  A mask without body pixels gives the whole
+    frame ``(0, 0, W, H)``."""
+    if mask.dim() != 2:
+        raise ValueError(f"body_box: expected an (H, W) part mask, got shape {tuple(mask.shape)}")
+    H, W = mask.shape if size is None else size
+    body = (mask >= BODY_LABELS[0]) & (mask <= BODY_LABELS[-1])
+    rows, cols = body.any(1).nonzero().flatten(), body.any(0).nonzero().flatten()
+    if rows.numel() == 0:
+        return (0, 0, int(W), int(H))
+    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
 
 
 class _RecordDataset(Dataset):
@@ -142,6 +163,19 @@ class PartialCropDataset(_RecordDataset):
     with ``return_holistic``: ``holistic`` (the augmented holistic image, normalised, no
     erasing).
 
+    ``crop_within`` says what the crop ratio is a fraction of:
+
+    * ``"frame"`` (default): the whole (augmented) image -- VPM's and PCB's convention, whose
+      region labels are stripes of the image;
+    * ``"body"``: the person's box in it -- "remove 20-60 % of the *body*" (STNReID), the way
+      the partial test sets are cut.  The body box is the bounding box of the part mask's
+      body labels (1-4) after the holistic augmentation, for sources with part masks
+      (SynthPeds, whose frames leave a margin around the person); a source without part
+      masks is a detector's crop, so its image *is* the body box (``"frame"``).  ``box``,
+      ``scale_translation`` and ``theta`` still refer to the whole holistic image (what a
+      warp of the holistic image needs); ``region_labels`` refer to the body box.
+      ``body_box`` (int64 ``(4,)``) is added to the items.
+
     Randomness comes from torch's generator (seeded per worker by the ``DataLoader``), so
     runs are reproducible under ``torch.manual_seed``.
     """
@@ -149,9 +183,13 @@ class PartialCropDataset(_RecordDataset):
     def __init__(self, base_records: Sequence, source: ReIDDataset, strategy: "str | CropSpec", size: Sequence[int],
                  grid: tuple[int, int] | None = None, feat_size: tuple[int, int] | None = None, p_partial: float = 1.0,
                  transform: Callable | None = None, holistic_transform: Callable | None = None,
-                 with_mask: bool = False, return_holistic: bool = False, relabel: dict[int, int] | None = None):
+                 with_mask: bool = False, return_holistic: bool = False, relabel: dict[int, int] | None = None,
+                 crop_within: str = "frame"):
         super().__init__(base_records, source, with_mask, relabel)
         self.spec = get_strategy(strategy)
+        if crop_within not in CROP_WITHIN:
+            raise ValueError(f"crop_within={crop_within!r}: expected one of {', '.join(map(repr, CROP_WITHIN))}")
+        self.crop_within = crop_within
         self.size = (int(size[0]), int(size[1]))
         if not 0.0 <= p_partial <= 1.0:
             raise ValueError(f"p_partial={p_partial!r}: expected a probability in [0, 1]")
@@ -165,20 +203,30 @@ class PartialCropDataset(_RecordDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         rec, img, mask = self._read(index)
+        body_mask = None
+        if self.crop_within == "body" and mask is None:
+            body_mask = self.source.read_mask(rec.path)  # None: no part masks, the image is the body box
         image = tv_tensors.Image(_tensor(img).permute(2, 0, 1))
-        if mask is not None:
-            out = self.holistic_transform({"image": image, "mask": tv_tensors.Mask(_tensor(mask))})
+        if mask is not None or body_mask is not None:
+            m = mask if mask is not None else body_mask
+            out = self.holistic_transform({"image": image, "mask": tv_tensors.Mask(_tensor(m))})
             hol, hmask = out["image"], out["mask"]
         else:
             hol, hmask = self.holistic_transform(image), None
         H, W = hol.shape[-2:]
+        body = (0, 0, W, H)
+        if self.crop_within == "body" and hmask is not None:
+            body = body_box(hmask.as_subclass(torch.Tensor), (H, W))
+        if mask is None:
+            hmask = None
         is_partial = bool(torch.rand(()) < self.p_partial) if self.p_partial < 1 else True
         rng = np.random.default_rng(int(torch.randint(0, 2**62, ())))
         pc = partial_crop(
             hol.as_subclass(torch.Tensor), hmask.as_subclass(torch.Tensor) if hmask is not None else None,
             spec=self.spec, rng=rng, out_size=self.size, grid=self.grid, feat_size=self.feat_size,
-            crop_box=None if is_partial else (0, 0, W, H),
+            box=body, crop_box=None if is_partial else (0, 0, body[2] - body[0], body[3] - body[1]),
         )
+        st = pc.scale_translation if body == (0, 0, W, H) else box_to_scale_translation(pc.box, W, H)
         crop = tv_tensors.Image(pc.image)
         item = self._meta(index, rec)
         if pc.mask is not None:
@@ -191,9 +239,11 @@ class PartialCropDataset(_RecordDataset):
             box=torch.tensor(pc.box, dtype=torch.int64),
             ratio=float(pc.ratio),
             side=SIDES.index(pc.side) if pc.side in SIDES else -1,
-            scale_translation=torch.from_numpy(pc.scale_translation),
-            theta=torch.from_numpy(pc.theta),
+            scale_translation=torch.from_numpy(st),
+            theta=torch.from_numpy(scale_translation_to_theta(st)),
         )
+        if self.crop_within == "body":
+            item["body_box"] = torch.tensor(body, dtype=torch.int64)
         if pc.region_labels is not None:
             item["region_labels"] = torch.from_numpy(pc.region_labels)
             item["visible"] = torch.from_numpy(pc.visible)
