@@ -398,3 +398,33 @@ def test_reid_module_initialised_from_a_baseline_run(tmp_path):
     other = Baseline(4, backbone="resnet18", pretrained=False)  # another backbone: a clear error
     with pytest.raises(ValueError, match="do not fit the ReID module"):
         load_reid_init(other, tmp_path / "base")
+
+
+def test_full_recipe_model_trains_one_step_at_paper_size(tmp_path, monkeypatch):
+    """The full profile's stage 1 (Ep1: ResNet-50 from scratch, 256x128, Table 1's STN with its
+    4096-wide flatten) builds and takes one Eq. 6 step on CPU; Ep2 (ImageNet start) without cached
+    weights stops with a message naming the missing file, not a hang or a silent fallback."""
+    from reidlib.models.backbones import WeightsUnavailableError
+    from reidlib.models.stnreid import STNReIDMethod
+
+    torch.manual_seed(0)
+    cfg = STNReIDMethod.recipe("full")
+    method = STNReIDMethod(cfg, num_classes=3)
+    model = method.build_model().train()
+    assert model.stn.flat_dim == 4096 and model.image_size == (256, 128)
+    assert model.reid.feat_dim == 2048  # ResNet-50
+    opt = torch.optim.Adam([{"params": g["params"], "lr": cfg.lr * g["lr_mult"]} for g in method.param_groups(model)])
+    batch = {"holistic": torch.randn(4, 3, 256, 128), "image": torch.randn(4, 3, 256, 128),
+             "label": torch.tensor([0, 0, 1, 2]), "theta": torch.tensor([[1.0, 0, 0], [0, 0.5, -0.5]]).expand(4, 2, 3)}
+    loss, logs = method.loss(model, batch, 0)
+    assert torch.isfinite(loss) and {"id_h", "id_p", "id_a", "stn"} <= set(logs)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    assert not torch.equal(model.stn.regressor[-1].bias, torch.tensor([1.0, 0, 0, 0, 1, 0]))  # the STN moved
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr("reidlib.models.backbones.network_reachable", lambda *a, **k: False)
+    ep2 = STNReIDMethod(STNReIDMethod.stage_recipe("full", stage=1, setting="Ep2"), num_classes=3)
+    with pytest.raises(WeightsUnavailableError, match=r"resnet50-.*\.pth"):
+        ep2.build_model()
