@@ -428,3 +428,34 @@ def test_full_recipe_model_trains_one_step_at_paper_size(tmp_path, monkeypatch):
     ep2 = STNReIDMethod(STNReIDMethod.stage_recipe("full", stage=1, setting="Ep2"), num_classes=3)
     with pytest.raises(WeightsUnavailableError, match=r"resnet50-.*\.pth"):
         ep2.build_model()
+
+
+def test_theta_regression_loss_exact():
+    from reidlib.losses.stnreid import theta_regression_loss
+
+    t = torch.tensor([[[1.0, 0, 0], [0, 1, 0]], [[0.5, 0, 0.5], [0, 1, 0]]])
+    true = torch.tensor([[[1.0, 0, 0], [0, 1, 0]], [[0.5, 0, -0.5], [0, 0.5, 0]]])
+    assert theta_regression_loss(t, true).item() == pytest.approx((0 + (1.0 + 0.25)) / 2)
+    with pytest.raises(ValueError, match=r"\(N, 2, 3\)"):
+        theta_regression_loss(t.view(2, 6), true.view(2, 6))
+
+
+def test_oracle_stn_target_trains_only_the_stn(tmp_path):
+    from reidlib.models.stnreid import STNReIDMethod
+
+    torch.manual_seed(0)
+    m = STNReIDMethod(_stage_cfg(tmp_path, 1, stn_target="oracle"), num_classes=4)
+    model = m.build_model().train()
+    true = torch.tensor([[1.0, 0, 0], [0, 0.5, -0.5]]).expand(8, 2, 3)
+    batch = {"holistic": torch.randn(8, 3, *SIZE), "image": torch.randn(8, 3, *SIZE),
+             "label": torch.tensor([0, 0, 1, 1, 2, 2, 3, 3]), "theta": true}
+    loss, logs = m.loss(model, batch, 0)
+    assert set(logs) == {"theta_mse", "box_iou"}
+    assert loss.item() == pytest.approx(0.5 ** 2 + 0.5 ** 2)  # the untrained STN predicts the identity
+    loss.backward()
+    assert model.stn.regressor[-1].bias.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.reid.parameters())  # the ReID module is not trained
+    with pytest.raises(ValueError, match="stage-1 setting"):
+        STNReIDMethod(_stage_cfg(tmp_path, 2, stn_target="oracle", stn_weights="x"), num_classes=4)
+    with pytest.raises(ValueError, match="stn_target='boxes'"):
+        STNReIDMethod(_stage_cfg(tmp_path, 1, stn_target="boxes"), num_classes=4)

@@ -10,6 +10,10 @@ Spatial Transformer Networks for Partial Person Re-identification").
 label-smoothed: :class:`reidlib.losses.CrossEntropyLabelSmooth`) plus, optionally, the
 batch-hard triplet loss (:class:`reidlib.losses.TripletLoss`) -- the switches of the
 paper's Table 2 (``LS``, ``L_ID``, ``L_Tri``).
+
+Not in the paper: :func:`theta_regression_loss` trains the STN on the true transform of each
+training crop (an *oracle* that SynthPeds' known crop boxes allow), to measure what the
+localisation network can learn with a given schedule, apart from how well Eq. 5 teaches it.
 """
 
 from __future__ import annotations
@@ -74,3 +78,18 @@ def stnreid_loss(
     terms["stn"] = float(lstn.detach())
     terms["total"] = float(total.detach())
     return total, terms
+
+
+def theta_regression_loss(theta: torch.Tensor, theta_true: torch.Tensor) -> torch.Tensor:
+    """Not in the paper (an oracle for the chapter's study): ``||theta - theta*||^2``.
+
+    The squared error over the six affine parameters, averaged over the batch; ``theta_true``
+    is the crop's own transform (:func:`reidlib.data.partial.partial_crop`'s ``theta``).  Both
+    are ``(N, 2, 3)``.
+    """
+    if theta.shape != theta_true.shape or theta.dim() != 3 or theta.shape[1:] != (2, 3):
+        raise ValueError(
+            f"theta_regression_loss: expected two (N, 2, 3) affine batches, got {tuple(theta.shape)} "
+            f"(predicted) and {tuple(theta_true.shape)} (true)"
+        )
+    return (theta - theta_true.to(theta.dtype)).pow(2).sum(dim=(1, 2)).mean()

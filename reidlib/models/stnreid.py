@@ -443,6 +443,8 @@ CONFRONTATION_SETTINGS: dict[str, dict] = {
 }
 
 MODES = ("pipeline", "merge")
+#: What teaches the STN in stage 1: Eq. 6 (the paper) or the true theta (an oracle, chapter 05).
+STN_TARGETS = ("features", "oracle")
 
 
 class STNReIDMethod(Method):
@@ -459,6 +461,11 @@ class STNReIDMethod(Method):
       Table 2's ``PT``, as there are no ImageNet weights for its tiny backbone);
     * ``label_smooth`` (epsilon, 0 = plain CE), ``triplet`` (bool), ``margin`` (0.3) --
       the ReID loss ``L_R`` (Table 2's LS, L_ID, L_Tri); ``stn_weight`` (1.0: Eq. 6);
+    * ``stn_target``: what teaches the STN in stage 1: ``"features"`` (the paper: Eq. 6, whose
+      ``L_STN`` compares features) or ``"oracle"`` (not the paper: the STN alone regresses the
+      true ``theta`` of each crop, :func:`reidlib.losses.stnreid.theta_regression_loss`; the
+      ReID module is not trained) -- chapter 05's measure of what the localisation net can
+      learn with a schedule;
     * ``stn_lr_mult``: the STN's learning-rate multiplier (1, as in the paper; a larger rate
       made the smoke STN collapse onto tiny patches early in training, see chapter 05);
     * ``strategy``: the partial-crop strategy (``"stnreid"``: remove 20-60 % from a random side);
@@ -497,7 +504,8 @@ class STNReIDMethod(Method):
         x = {"stage": stage, "mode": "pipeline", "setting": setting, "stn_weights": None, "reid_weights": None,
              "label_smooth": s["label_smooth"], "triplet": s["triplet"], "margin": 0.3, "stn_weight": 1.0,
              "strategy": "stnreid", "neck_feat": "after", "metric": "euclidean", "backbone_weights": None,
-             "shortlist": None, "batch_pairs": 256, "stn_lr_mult": 1.0, "crop_within": "body"}
+             "shortlist": None, "batch_pairs": 256, "stn_lr_mult": 1.0, "crop_within": "body",
+             "stn_target": "features"}
         x.update(extra)
         if profile == "full":
             # Section 4 "Settings": ResNet-50, 256x128, batch 32 = 8 ids x 4, Adam, 2e-4 for 150 epochs
@@ -535,6 +543,12 @@ class STNReIDMethod(Method):
         if self.stage == 2 and self.mode == "merge":
             raise ValueError("Merge Mode trains nothing: build it with reidlib.models.stnreid.load_merge_mode("
                              "stage-1 STNReID run, trained ReID run); use mode='pipeline' to train stage 2")
+        self.stn_target = x.get("stn_target", "features")
+        if self.stn_target not in STN_TARGETS:
+            raise ValueError(f"extra.stn_target={self.stn_target!r}: accepted targets are "
+                             f"{', '.join(map(repr, STN_TARGETS))}")
+        if self.stn_target == "oracle" and self.stage != 1:
+            raise ValueError("extra.stn_target='oracle' trains an STN: it is a stage-1 setting (stage 2 freezes the STN)")
         if self.stage == 2 and not x.get("stn_weights"):
             raise ValueError("stage 2 needs extra.stn_weights: the stage-1 STNReID run (folder or model.safetensors) "
                              "whose STN is frozen")
@@ -590,16 +604,27 @@ class STNReIDMethod(Method):
         return groups
 
     def loss(self, model: nn.Module, batch: dict, epoch: int):
-        """Eq. 6 on the batch; logs its terms and the IoU of the STN's box with the true crop box."""
-        from reidlib.losses.stnreid import stnreid_loss
+        """Eq. 6 on the batch (or the oracle's theta regression); logs its terms and the IoU of
+        the STN's box with the true crop box."""
+        from reidlib.engine.checkpoint import unwrap
+        from reidlib.losses.stnreid import stnreid_loss, theta_regression_loss
 
-        out = model(batch["holistic"], batch["image"])
-        total, terms = stnreid_loss(out, batch["label"], self.ce, self.triplet, self.stn_weight)
+        size = batch["holistic"].shape[-2:]
+        if self.stn_target == "oracle":  # not the paper: the STN alone, on the true theta
+            if isinstance(model, nn.parallel.DistributedDataParallel):
+                raise RuntimeError("extra.stn_target='oracle' trains the STN outside the model's forward: "
+                                   "run it in one process (not under torchrun/DDP)")
+            theta = unwrap(model).predict_theta(batch["image"], batch["holistic"])
+            total = theta_regression_loss(theta, batch["theta"])
+            terms = {"theta_mse": float(total.detach())}
+        else:
+            out = model(batch["holistic"], batch["image"])
+            total, terms = stnreid_loss(out, batch["label"], self.ce, self.triplet, self.stn_weight)
+            theta = out["theta"]
+            terms["acc_p"] = float((out["logits_p"].argmax(1) == batch["label"]).float().mean())
         with torch.no_grad():
-            size = batch["holistic"].shape[-2:]
-            pred = theta_to_box(out["theta"].detach().float(), size)
+            pred = theta_to_box(theta.detach().float(), size)
             true = theta_to_box(batch["theta"].float(), size)
             terms["box_iou"] = float(box_iou_pairs(pred, true).mean())
-            terms["acc_p"] = float((out["logits_p"].argmax(1) == batch["label"]).float().mean())
         terms.pop("total", None)
         return total, terms
