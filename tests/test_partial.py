@@ -366,6 +366,12 @@ def test_partial_crop_dataset_body_crops():
             np.testing.assert_allclose(it["scale_translation"].numpy(),
                                        [(x1 - x0) / 32, (y1 - y0) / 64, (x0 + x1) / 32 - 1, (y0 + y1) / 64 - 1], atol=1e-6)
     assert sides == {0, 1, 2, 3}
+    # an item that is not made partial is the whole frame (identity transform) in either convention
+    whole = PartialCropDataset(src.train, src, "stnreid", size=(64, 32), crop_within="body", p_partial=0.0,
+                               holistic_transform=build_geometric_transform((64, 32), flip=0.0, pad=0))
+    it = whole[0]
+    assert not it["is_partial"] and it["box"].tolist() == [0, 0, 32, 64] and it["body_box"].tolist() == [8, 16, 24, 48]
+    np.testing.assert_allclose(it["theta"].numpy(), [[1, 0, 0], [0, 1, 0]])
     # a source without part masks: its image is the body box
     nomask = PartialCropDataset(src.train, _Body(masks=False), "stnreid", size=(64, 32), crop_within="body",
                                 holistic_transform=build_geometric_transform((64, 32), flip=0.0, pad=0))

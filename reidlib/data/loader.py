@@ -224,9 +224,9 @@ class PartialCropDataset(_RecordDataset):
         pc = partial_crop(
             hol.as_subclass(torch.Tensor), hmask.as_subclass(torch.Tensor) if hmask is not None else None,
             spec=self.spec, rng=rng, out_size=self.size, grid=self.grid, feat_size=self.feat_size,
-            box=body, crop_box=None if is_partial else (0, 0, body[2] - body[0], body[3] - body[1]),
-        )
-        st = pc.scale_translation if body == (0, 0, W, H) else box_to_scale_translation(pc.box, W, H)
+            box=body if is_partial else None, crop_box=None if is_partial else (0, 0, W, H),
+        )  # a whole item is the whole frame, in either convention
+        st = pc.scale_translation if pc.frame == (0, 0, W, H) else box_to_scale_translation(pc.box, W, H)
         crop = tv_tensors.Image(pc.image)
         item = self._meta(index, rec)
         if pc.mask is not None:
