@@ -226,7 +226,7 @@ class PartialCropDataset(_RecordDataset):
             spec=self.spec, rng=rng, out_size=self.size, grid=self.grid, feat_size=self.feat_size,
             box=body if is_partial else None, crop_box=None if is_partial else (0, 0, W, H),
         )  # a whole item is the whole frame, in either convention
-        st = pc.scale_translation if pc.frame == (0, 0, W, H) else box_to_scale_translation(pc.box, W, H)
+        st = box_to_scale_translation(pc.box, W, H)  # pc.box is in image pixels: the transform of the whole image
         crop = tv_tensors.Image(pc.image)
         item = self._meta(index, rec)
         if pc.mask is not None:
