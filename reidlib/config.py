@@ -113,20 +113,29 @@ class RunConfig:
     def uses_synthpeds(self) -> bool:
         return self.data_root is None
 
-    def metadata(self) -> dict:
-        """What every results file records: profile, device, hardware, seed, commit, versions."""
-        return run_metadata(profile=self.profile, device=str(self.device), seed=self.seed,
-                            data="synthpeds" if self.data_root is None else str(self.data_root))
+    def metadata(self, command: str | None = None) -> dict:
+        """The ``meta`` block of this run's results files (:func:`reidlib.provenance.provenance`):
+        command, commit, profile, hardware (a dict for ``self.device``, whose ``"device"`` names it),
+        reidlib version, date and seed, plus ``data`` (``"synthpeds"`` or the data root)."""
+        from reidlib.provenance import provenance
 
-    def save_results(self, chapter: str, results: dict, command: str | None = None) -> Path:
-        """Write ``results/<profile>/<chapter>.json`` = ``{"meta": ..., "results": results}``."""
-        import json
+        return provenance(command=command, profile=self.profile, device=self.device, seed=self.seed,
+                          data=self._data_name())
 
-        path = self.results_path(chapter)
-        meta = self.metadata()
-        meta["command"] = command or f"papermill notebooks/{chapter}.ipynb -p profile {self.profile}"
-        path.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=_json_default) + "\n")
-        return path
+    def save_results(self, chapter: str, results, command: str | None = None, tables: dict | None = None) -> Path:
+        """Write ``results/<profile>/<chapter>.json`` in the one results schema
+        (:func:`reidlib.provenance.write_results`): ``{"schema", "meta", "results": results[, "tables"]}``.
+
+        ``command`` defaults to the papermill call of the chapter; ``tables`` holds named extra tables.
+        """
+        from reidlib.provenance import write_results
+
+        command = command or f"papermill notebooks/{chapter}.ipynb -p profile {self.profile}"
+        return write_results(self.results_path(chapter), results, command=command, profile=self.profile,
+                             device=self.device, seed=self.seed, tables=tables, data=self._data_name())
+
+    def _data_name(self) -> str:
+        return "synthpeds" if self.data_root is None else str(self.data_root)
 
     def results_path(self, chapter: str) -> Path:
         """``results/<profile>/<chapter>.json`` (the folder is created)."""
@@ -158,53 +167,3 @@ def resolve_run(profile: str, device: str = "auto", data_root=None, seed: int = 
     return RunConfig(profile=profile, device=dev, data_root=root, seed=seed,
                      results_dir=find_project_root() / "results")
 
-
-def _json_default(o):
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"cannot serialise {type(o).__name__} to JSON")
-
-
-def git_commit(root: Path | None = None) -> str:
-    """The current git commit of the project (``+dirty`` if the work tree differs), or ``unknown``."""
-    import subprocess
-
-    root = root or find_project_root(Path(__file__).parent)
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        if not sha:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def run_metadata(**extra) -> dict:
-    """Hardware, versions and commit, recorded with every result."""
-    import datetime
-
-    from reidlib import __version__
-    from reidlib.cli_info import hardware_string
-
-    meta = {
-        "reidlib": __version__,
-        "hardware": hardware_string(),
-        "commit": git_commit(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    meta.update(extra)
-    return meta

@@ -74,8 +74,9 @@ def test_resolve_run_seeds_and_writes_results(tmp_path, monkeypatch):
     assert path == tmp_path / "smoke" / "99_test.json"
     data = json.loads(path.read_text())
     assert data["results"] == {"x": 1.5}
-    for key in ("profile", "hardware", "commit", "command", "reidlib", "device", "seed"):
+    for key in ("profile", "hardware", "commit", "command", "reidlib", "seed"):
         assert key in data["meta"]
+    assert data["meta"]["hardware"]["device"] == "cpu"  # the device is recorded with the hardware
 
 
 def test_resolve_run_rejects_non_int_seed():

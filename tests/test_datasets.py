@@ -345,3 +345,25 @@ def test_readers_on_synthpeds_partial_layouts(tmp_path, preset, layout, cls):
     src = ds.records("query")[where[rec.path].index]
     np.testing.assert_array_equal(reader.read_mask(rec.path), ds.read_mask(src.path))
     assert reader.read_image(rec.path).shape == ds.read_image(src.path).shape
+
+
+def test_market_pid_not_an_integer_names_file_and_form(tmp_path):
+    d = _market(tmp_path)
+    bad = d / "query" / "12-3_c3.jpg"
+    _jpg(bad)
+    with pytest.raises(ValueError) as e:
+        Market1501(d, check_counts=False)
+    msg = str(e.value)
+    assert str(bad) in msg and "'12-3' is not an integer" in msg
+    assert "0001_c1s1_000151_00.jpg" in msg and r"([-\d]+)_c(\d)" in msg and ">= -1" in msg
+
+
+@pytest.mark.parametrize("cls", [Market1501, PartialREID, PartialiLIDS, OccludedREID])
+def test_root_that_is_a_file_is_reported_as_a_file(tmp_path, cls):
+    f = tmp_path / "Market-1501.zip"
+    f.write_bytes(b"PK")
+    with pytest.raises(NotADirectoryError) as e:
+        cls(f)
+    assert str(f) in str(e.value) and "is a file" in str(e.value)
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        build_dataset(f"{cls.name}:{f}")

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reidlib.engine.distributed import DistInfo, init_distributed, wrap_ddp
-from reidlib.engine.trainer import build_sampler
+from reidlib.data.sampler import build_sampler
 
 WORLD = 2
 
@@ -106,10 +106,10 @@ def test_trainer_under_two_processes(tmp_path):
 
 def test_distributed_pk_sampler_splits_the_global_batch():
     pids = [i // 4 for i in range(32)]  # 8 ids x 4
-    from reidlib.engine.method import TrainConfig
+    from reidlib.methods.base import TrainConfig
 
     cfg = TrainConfig(batch_p=4, batch_k=2)
-    shards = [list(build_sampler(pids, cfg, 0, DistInfo(r, WORLD, r))) for r in range(WORLD)]
+    shards = [list(build_sampler(pids, cfg.sampler, cfg.batch_p, cfg.batch_k, 0, WORLD, r)) for r in range(WORLD)]
     for s in shards:
         assert len(s) % 4 == 0
         for b in range(0, len(s), 4):  # per-rank batch: 2 identities x 2 images
@@ -117,4 +117,4 @@ def test_distributed_pk_sampler_splits_the_global_batch():
             assert batch[0] == batch[1] and batch[2] == batch[3] and batch[0] != batch[2]
     assert not set(shards[0]) & set(shards[1])
     with pytest.raises(ValueError, match="multiple of 2"):
-        build_sampler(pids, TrainConfig(batch_p=3, batch_k=2), 0, DistInfo(0, WORLD, 0))
+        build_sampler(pids, "pk", 3, 2, 0, WORLD, 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -12,9 +13,11 @@ from torch import nn
 
 from reidlib.data.base import Record, ReIDDataset
 from reidlib.engine.checkpoint import load_checkpoint
-from reidlib.engine.method import Method, TrainConfig
+from reidlib.methods.base import Method, Settings, TrainConfig, parse_overrides
 from reidlib.engine.schedule import EpochSchedule, build_optimizer, build_scheduler, warmup_factor_at
-from reidlib.engine.trainer import Trainer, amp_dtype_for, item_seed, parse_overrides
+from reidlib.data.sampler import item_seed
+from reidlib.engine.trainer import Trainer
+from reidlib.precision import amp_dtype_for
 from reidlib.losses import CrossEntropyLabelSmooth, TripletLoss
 from reidlib.models.base import Features, ReIDModel
 
@@ -75,8 +78,15 @@ class TinyNet(ReIDModel):
         return Features(global_feat=self.backbone(x))
 
 
+@dataclass(frozen=True)
+class TinySettings(Settings):
+    triplet: bool = False
+    note: str = ""
+
+
 class TinyMethod(Method):
     name = "tiny"
+    Settings = TinySettings
 
     @classmethod
     def recipe(cls, profile):
@@ -88,7 +98,7 @@ class TinyMethod(Method):
         super().__init__(cfg, num_classes)
         self.ce, self.tri = CrossEntropyLabelSmooth(num_classes), TripletLoss(0.3)
 
-    def build_model(self):
+    def build_model(self, init=True):
         return TinyNet(self.num_classes)
 
     def train_dataset(self, dataset, pid2label):
@@ -167,11 +177,11 @@ def test_item_seed_depends_on_every_component():
 
 def test_overrides_parse_fields_and_extra():
     cfg = TinyMethod.recipe("smoke")
-    c2 = parse_overrides(["epochs=5", "lr=3e-4", "image_size=64,32", "milestones=[3]", "triplet=true", "note=abc"], cfg)
+    c2 = parse_overrides(["epochs=5", "lr=3e-4", "image_size=64,32", "milestones=[3]", "triplet=true", "note=abc"], cfg, TinyMethod)
     assert c2.epochs == 5 and c2.lr == 3e-4 and c2.image_size == (64, 32) and c2.milestones == (3,)
     assert c2.extra["triplet"] is True and c2.extra["note"] == "abc"
     with pytest.raises(ValueError, match="key=value"):
-        parse_overrides(["epochs"], cfg)
+        parse_overrides(["epochs"], cfg, TinyMethod)
 
 
 # ----------------------------------------------------------------------------- runs
@@ -294,7 +304,7 @@ def test_cli_train_and_evaluate_baseline_on_synthpeds(tmp_path):
 
 
 def test_load_run_rebuilds_the_trained_model(tmp_path):
-    from reidlib.engine.trainer import load_run
+    from reidlib.engine.runs import load_run
 
     with pytest.raises(FileNotFoundError, match="config.json"):
         load_run(tmp_path)
@@ -302,7 +312,7 @@ def test_load_run_rebuilds_the_trained_model(tmp_path):
 
 def test_pcb_trains_and_evaluates_through_the_engine(tmp_path):
     """PCB on tiny in-memory images through the real ImageDataset + transforms, then evaluated."""
-    from reidlib.engine.trainer import load_run, train
+    from reidlib.engine import load_run, train
     from reidlib.eval import evaluate
 
     data = TinyData(n_ids=4, per_id=4, size=(96, 32))
@@ -316,7 +326,7 @@ def test_pcb_trains_and_evaluates_through_the_engine(tmp_path):
 
 
 def test_relabelled_dataset_adds_labels():
-    from reidlib.engine.method import RelabelledDataset
+    from reidlib.data.loader import RelabelledDataset
 
     class Base(torch.utils.data.Dataset):
         pids = [7, 3, 7]

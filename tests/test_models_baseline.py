@@ -10,12 +10,15 @@ import torch
 import torch.nn.functional as F
 from torchvision.models import resnet18
 
-from reidlib.engine.method import TrainConfig
-from reidlib.engine.registry import get_method
+from reidlib.methods.base import TrainConfig
+from reidlib.methods.registry import get_method
 from reidlib.models import backbones as B
-from reidlib.models.baseline import Baseline, BaselineMethod
+from reidlib.methods.baseline import BaselineMethod
+from reidlib.models.baseline import Baseline
 from reidlib.models.base import Features
-from reidlib.models.pcb import PCB, PCBMethod, pcb_id_loss, stripe_pool
+from reidlib.losses.pcb import pcb_id_loss
+from reidlib.methods.pcb import PCBMethod
+from reidlib.models.pcb import PCB, stripe_pool
 
 
 # ----------------------------------------------------------------------------- backbones

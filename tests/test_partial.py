@@ -12,7 +12,7 @@ from reidlib.data.partial import (
     get_strategy,
     partial_crop,
     region_labels,
-    region_visibility,
+    visible_regions,
     scale_translation_to_theta,
     theta_to_scale_translation,
 )
@@ -150,7 +150,7 @@ def test_region_labels_batched_matches_loop():
                 col = min(1, max(0, int(np.floor((xn + 1) / 2 * 2))))
                 ref[r, c] = row * 2 + col
         np.testing.assert_array_equal(lab[i].numpy(), ref)
-    vis = region_visibility(lab, 12)
+    vis = visible_regions(lab, 12)
     assert vis.shape == (16, 12)
     for i in range(16):
         assert set(torch.nonzero(vis[i]).flatten().tolist()) == set(lab[i].unique().tolist())

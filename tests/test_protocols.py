@@ -204,8 +204,8 @@ def test_results_table_and_json_roundtrip(tmp_path):
     assert "| market |" in text and "VPM Table 1" in text and "Hardware:" in text
     p = save_results(tmp_path / "r" / "out.json", res, command="pytest", commit="abc123")
     doc = json.loads(p.read_text())
-    assert doc["command"] == "pytest" and doc["commit"] == "abc123" and doc["profile"] == "smoke"
-    assert doc["hardware"] == res[0].hardware
+    assert doc["meta"]["command"] == "pytest" and doc["meta"]["commit"] == "abc123" and doc["meta"]["profile"] == "smoke"
+    assert doc["meta"]["hardware"]["summary"] == res[0].hardware
     back, meta = load_results(p)
     assert [r.metrics for r in back] == [r.metrics for r in res] and meta["command"] == "pytest"
     (tmp_path / "bad.json").write_text("{")

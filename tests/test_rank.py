@@ -239,7 +239,7 @@ def test_bad_input_errors():
 
 
 def test_benchmark_problem_and_reference_loop_agree():
-    from reidlib.metrics.bench import reference_loop, synthetic_problem
+    from reidlib.bench.eval import reference_loop, synthetic_problem
     from reidlib.metrics.distance import euclidean_squared
 
     qf, gf, qp, gp, qc, gc = synthetic_problem(60, 400, 30, 40, 6, dim=16, seed=3)

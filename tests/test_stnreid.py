@@ -240,7 +240,7 @@ def test_default_matcher_uses_model_shortlist():
 # two stages
 # ---------------------------------------------------------------------------------
 def _stage_cfg(tmp_path, stage: int, **extra):
-    from reidlib.models.stnreid import STNReIDMethod
+    from reidlib.methods.stnreid import STNReIDMethod
 
     cfg = STNReIDMethod.stage_recipe("smoke", stage=stage, setting="Ep1", **extra)
     return cfg.replace(image_size=SIZE)
@@ -248,7 +248,7 @@ def _stage_cfg(tmp_path, stage: int, **extra):
 
 def test_stage1_trains_the_stn_and_stage2_freezes_it(tmp_path):
     from reidlib.engine.checkpoint import save_weights
-    from reidlib.models.stnreid import STNReIDMethod
+    from reidlib.methods.stnreid import STNReIDMethod
 
     torch.manual_seed(0)
     m1 = STNReIDMethod(_stage_cfg(tmp_path, 1), num_classes=4)
@@ -283,7 +283,7 @@ def test_stage1_trains_the_stn_and_stage2_freezes_it(tmp_path):
 
 
 def test_method_errors_and_recipes(tmp_path):
-    from reidlib.models.stnreid import CONFRONTATION_SETTINGS, STNReIDMethod, load_stn
+    from reidlib.methods.stnreid import CONFRONTATION_SETTINGS, STNReIDMethod, load_stn
 
     with pytest.raises(ValueError, match="stn_weights"):
         STNReIDMethod(_stage_cfg(tmp_path, 2), num_classes=4)
@@ -296,7 +296,7 @@ def test_method_errors_and_recipes(tmp_path):
     full = STNReIDMethod.recipe("full")
     assert full.image_size == (256, 128) and full.batch_size == 32 and full.lr == 2e-4
     assert full.extra["stage"] == 1 and not full.pretrained and not full.extra["triplet"]
-    from reidlib.models.baseline import BaselineMethod
+    from reidlib.methods.baseline import BaselineMethod
 
     for prof in ("smoke", "full"):  # the ReID module is the baseline's network
         b, r = BaselineMethod.recipe(prof), STNReIDMethod.recipe(prof)
@@ -308,7 +308,7 @@ def test_method_errors_and_recipes(tmp_path):
 
 def test_train_dataset_items_on_tiny_synthpeds():
     from reidlib.data.synthpeds import SynthPeds
-    from reidlib.models.stnreid import STNReIDMethod
+    from reidlib.methods.stnreid import STNReIDMethod
 
     ds = SynthPeds("tiny", seed=0)
     cfg = STNReIDMethod.recipe("smoke")
@@ -347,8 +347,16 @@ def _write_run(run_dir, method: str, cfg, num_classes: int, model) -> None:
 def test_load_run_model_and_merge_mode(tmp_path):
     import shutil
 
-    from reidlib.models.baseline import BaselineMethod
-    from reidlib.models.stnreid import STNReID, STNReIDMethod, load_merge_mode, load_run_model
+    from reidlib.engine.runs import load_run
+    from reidlib.methods.baseline import BaselineMethod
+    from reidlib.methods.stnreid import STNReIDMethod
+    from reidlib.models.stnreid import STNReID, merge_mode
+
+    def load_run_model(run):
+        return load_run(run).model
+
+    def load_merge_mode(stn_run, reid_run):
+        return merge_mode(load_run(stn_run).model, load_run(reid_run).model)
 
     torch.manual_seed(0)
     cfg1 = _stage_cfg(tmp_path, 1)
@@ -380,8 +388,8 @@ def test_load_run_model_and_merge_mode(tmp_path):
 def test_reid_module_initialised_from_a_baseline_run(tmp_path):
     """Table 2's "PT" stand-in / Pipeline Mode's start: the ReID module loads a baseline run
     (its classifier is skipped when the number of identities differs)."""
-    from reidlib.models.baseline import BaselineMethod
-    from reidlib.models.stnreid import STNReIDMethod, load_reid_init
+    from reidlib.methods.baseline import BaselineMethod
+    from reidlib.methods.stnreid import STNReIDMethod, load_reid_init
 
     torch.manual_seed(0)
     bcfg = BaselineMethod.recipe("smoke").replace(image_size=SIZE)
@@ -405,7 +413,7 @@ def test_full_recipe_model_trains_one_step_at_paper_size(tmp_path, monkeypatch):
     4096-wide flatten) builds and takes one Eq. 6 step on CPU; Ep2 (ImageNet start) without cached
     weights stops with a message naming the missing file, not a hang or a silent fallback."""
     from reidlib.models.backbones import WeightsUnavailableError
-    from reidlib.models.stnreid import STNReIDMethod
+    from reidlib.methods.stnreid import STNReIDMethod
 
     torch.manual_seed(0)
     cfg = STNReIDMethod.recipe("full")
@@ -441,7 +449,7 @@ def test_theta_regression_loss_exact():
 
 
 def test_oracle_stn_target_trains_only_the_stn(tmp_path):
-    from reidlib.models.stnreid import STNReIDMethod
+    from reidlib.methods.stnreid import STNReIDMethod
 
     torch.manual_seed(0)
     m = STNReIDMethod(_stage_cfg(tmp_path, 1, stn_target="oracle"), num_classes=4)

@@ -326,8 +326,8 @@ def test_model_matcher_is_eq4():
 # ---------------------------------------------------------------------------
 # The method: recipes, Table 3 variants, the loss on a batch, two stages
 # ---------------------------------------------------------------------------
-from reidlib.engine.method import TrainConfig  # noqa: E402
-from reidlib.models.vpm import VPM_VARIANTS, VPMMethod, vpm_crop_spec  # noqa: E402
+from reidlib.methods.base import TrainConfig  # noqa: E402
+from reidlib.methods.vpm import VPM_VARIANTS, VPMMethod, vpm_crop_spec  # noqa: E402
 
 
 def _tiny_cfg(**extra) -> TrainConfig:
@@ -352,7 +352,7 @@ def _batch(method: VPMMethod, n=8, seed=0):
 
 
 def test_registered_and_recipes():
-    from reidlib.engine.registry import get_method
+    from reidlib.methods.registry import get_method
 
     assert get_method("vpm") is VPMMethod
     full = VPMMethod.recipe("full")
@@ -434,7 +434,11 @@ def test_train_dataset_items_carry_labels_for_the_feature_map():
 
 def test_two_stage_training_runs(tmp_path):
     from reidlib.data.synthpeds import SynthPeds
-    from reidlib.models.vpm import train_vpm
+    from reidlib.engine.runs import train_stages
+
+    def train_vpm(ds, out, cfg, device):
+        fit = train_stages(VPMMethod, cfg, ds, out, device=device, resume=out.exists(), progress=False)
+        return fit.model, fit.metrics
 
     ds = SynthPeds("tiny", seed=0)
     cfg = _tiny_cfg(parts=(2, 1)).replace(batch_p=4, batch_k=2, epochs=1, max_iters_per_epoch=1)

@@ -141,3 +141,27 @@ def test_cli_synth(tmp_path, capsys):
     assert "wrote 6 images" in capsys.readouterr().out
     assert main(["synth", "--preset", "nope", "--out", str(tmp_path / "p"), "--quiet"]) == 2
     assert "accepted presets: tiny, smoke" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_only_a_written_tree(tmp_path):
+    ds = SynthPeds("tiny")
+    out = tmp_path / "t"
+    write_dataset(ds, out, progress=False, limit=2)
+    (out / "bounding_box_train" / "stale.jpg").write_bytes(b"x")  # a file of the old tree, deleted with it
+    man = write_dataset(ds, out, progress=False, limit=1, overwrite=True)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert "bounding_box_train/stale.jpg" not in files
+    assert len([f for f in files if not f.endswith(".png") and f != "synthpeds.json"]) == sum(man["counts"].values())
+    assert json.loads((out / "synthpeds.json").read_text())["complete"] is True
+    # anything the writers do not write makes the folder foreign: refused, naming it, nothing deleted
+    (out / "README.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match=r"holds 'README.txt'.*refusing to delete"):
+        write_dataset(ds, out, progress=False, overwrite=True)
+    assert (out / "README.txt").exists() and (out / "bounding_box_train").is_dir()
+    # a manifest that is not SynthPeds' is refused too
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "synthpeds.json").write_text('{"generator": "someone else"}')
+    with pytest.raises(FileExistsError, match="is not a SynthPeds manifest"):
+        write_dataset(ds, other, progress=False, overwrite=True)
+    assert (other / "synthpeds.json").exists()

@@ -5,7 +5,9 @@ SynthPeds' difficulty knobs (``reidlib.data.synthpeds.CALIBRATION``) were calibr
 the strong baseline's ``smoke`` recipe is trained on the ``smoke`` preset and scored under
 the Market protocol; its holistic Rank-1 should land clearly below a perfect score, in the
 75-90 band.  This script re-runs that check and writes
-``results/calibration/synthpeds_v<version>.json`` with the command, hardware and commit.
+``results/calibration/synthpeds_v<version>.json`` in the one results schema
+(:func:`reidlib.provenance.write_results`: command, commit and hardware in ``meta``, the
+record in ``results``, earlier trials in ``tables["history"]``).
 It never changes the knobs; the generator is frozen per version.
 
     python tools/calibrate_synthpeds.py [--seed 0] [--threads 1] [--out runs/calibration]
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -36,12 +39,12 @@ def main(argv=None) -> int:
 
     import torch
 
-    from reidlib.config import run_metadata
     from reidlib.data.synthpeds import CALIBRATION, SYNTHPEDS_VERSION, SynthPeds
     from reidlib.engine import train
-    from reidlib.engine.trainer import load_run
+    from reidlib.engine.runs import load_run
     from reidlib.eval import evaluate
-    from reidlib.models.baseline import BaselineMethod
+    from reidlib.methods.baseline import BaselineMethod
+    from reidlib.provenance import write_results
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -69,13 +72,11 @@ def main(argv=None) -> int:
         "train_cpu_seconds": round(c_train, 1),
         "torch_threads": torch.get_num_threads(),
         "calibration": CALIBRATION.as_dict(),
-        "meta": run_metadata(command=" ".join(["python tools/calibrate_synthpeds.py", *(argv if argv is not None else sys.argv[1:])]), profile="smoke"),
     }
-    if args.history:
-        record["history"] = json.loads(Path(args.history).read_text())
+    tables = {"history": json.loads(Path(args.history).read_text())} if args.history else None
     dest = ROOT / "results" / "calibration" / f"synthpeds_v{SYNTHPEDS_VERSION}.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(record, indent=2) + "\n")
+    command = shlex.join(["python", "tools/calibrate_synthpeds.py", *(argv if argv is not None else sys.argv[1:])])
+    write_results(dest, record, command=command, profile="smoke", device="cpu", seed=args.seed, tables=tables)
     print(f"smoke baseline on SynthPeds v{SYNTHPEDS_VERSION}: R-1 {100 * r1:.1f}, mAP {100 * result['mAP']:.1f} "
           f"(target R-1 {100 * TARGET[0]:.0f}-{100 * TARGET[1]:.0f}); written to {dest.relative_to(ROOT)}")
     return 0 if record["in_target"] else 1

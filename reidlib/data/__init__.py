@@ -15,8 +15,8 @@ from reidlib.data.datasets import (
 )
 from reidlib.data.loader import ImageDataset, PartialCropDataset, build_loader
 from reidlib.data.partial import (
-    MODES, SIDES, STRATEGIES, CropSpec, PartialCrop, box_to_scale_translation, get_strategy, partial_crop,
-    region_labels, region_visibility, sample_box, scale_translation_to_theta, theta_to_scale_translation,
+    CROP_MODES, SIDES, STRATEGIES, CropSpec, PartialCrop, box_to_scale_translation, get_strategy, partial_crop,
+    region_labels, visible_regions, sample_box, scale_translation_to_theta, theta_to_scale_translation,
 )
 from reidlib.data.sampler import DistributedRandomIdentitySampler, RandomIdentitySampler
 from reidlib.data.transforms import (
@@ -31,9 +31,9 @@ __all__ = [
     "FolderDataset", "Market1501", "DukeMTMCreID", "OccludedDuke", "PartialREID", "PartialiLIDS", "OccludedREID",
     "DATASETS", "build_dataset", "mask_path_for", "read_mask_file", "SynthPeds",
     # partial crops
-    "CropSpec", "PartialCrop", "STRATEGIES", "SIDES", "MODES", "get_strategy", "sample_box", "partial_crop",
+    "CropSpec", "PartialCrop", "STRATEGIES", "SIDES", "CROP_MODES", "get_strategy", "sample_box", "partial_crop",
     "box_to_scale_translation", "scale_translation_to_theta", "theta_to_scale_translation", "region_labels",
-    "region_visibility",
+    "visible_regions",
     # sampling, transforms, loading
     "RandomIdentitySampler", "DistributedRandomIdentitySampler",
     "IMAGENET_MEAN", "IMAGENET_STD", "TEST_MODES", "PadToCanvas", "ImageOnlyRandomErasing", "build_geometric_transform",

@@ -107,6 +107,11 @@ class FolderDataset(ReIDDataset):
         """The dataset folder (``root`` itself or ``root/<usual name>[/<usual name>]``) and its layout."""
         cls = type(self)
         root = Path(root).expanduser()
+        if root.exists() and not root.is_dir():
+            raise NotADirectoryError(
+                f"{cls.__name__}: {str(root)!r} is a file, not a folder; expected the dataset folder "
+                f"(holding {self.layout_text()}) or a folder holding it as one of {', '.join(cls.dirnames)}"
+            )
         if not root.is_dir():
             raise FileNotFoundError(
                 f"{cls.__name__}: folder {str(root)!r} does not exist; expected the dataset folder "
@@ -152,19 +157,26 @@ class FolderDataset(ReIDDataset):
 # ---------------------------------------------------------------------------------
 class _MarketStyle(FolderDataset):
     num_cams: ClassVar[int] = 6
-    pattern_text: ClassVar[str] = "<pid>_c<camera>s<seq>_<frame>_<box>.jpg, e.g. 0002_c1s1_000451_03.jpg"
+    pattern_text: ClassVar[str] = "<pid>_c<camera>s<seq>_<frame>_<box>.jpg, e.g. 0001_c1s1_000151_00.jpg"
     layouts = (("bounding_box_train", "query", "bounding_box_test"),)
+
+    def _name_error(self, f: Path, why: str) -> ValueError:
+        return ValueError(
+            f"{type(self).__name__}: cannot parse file name {str(f)!r}: {why}; expected {self.pattern_text} "
+            f"(regex {MARKET_PATTERN.pattern}, the pid an integer >= -1)"
+        )
 
     def _parse(self, folder: Path) -> list[Record]:
         out = []
         for f in _list_images(folder):
             m = MARKET_PATTERN.search(f.name)
             if m is None:
-                raise ValueError(
-                    f"{type(self).__name__}: cannot parse file name {str(f)!r}: expected {self.pattern_text} "
-                    f"(regex {MARKET_PATTERN.pattern!r})"
-                )
-            pid, cam = int(m.group(1)), int(m.group(2))
+                raise self._name_error(f, "no '<pid>_c<camera>' in it")
+            try:
+                pid = int(m.group(1))
+            except ValueError:
+                raise self._name_error(f, f"the pid {m.group(1)!r} is not an integer") from None
+            cam = int(m.group(2))
             if pid == -1:  # junk images (Market-1501): dropped by convention
                 continue
             if pid < 0 or not (1 <= cam <= self.num_cams):

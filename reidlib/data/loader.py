@@ -276,3 +276,26 @@ def build_loader(dataset: Dataset, batch_size: int = 128, num_workers: int = 0, 
         num_workers=num_workers, pin_memory=cuda, drop_last=drop_last,
         persistent_workers=num_workers > 0, generator=gen,
     )
+
+
+class RelabelledDataset(torch.utils.data.Dataset):
+    """Adds ``"label"`` (``pid2label[pid]``) to the items of a dataset that yields ``"pid"``.
+
+    ``.pids`` holds the training label of every item (what the PK sampler groups by).
+    """
+
+    def __init__(self, base, pid2label: dict[int, int]):
+        self.base = base
+        self.pid2label = dict(pid2label)
+        try:
+            self.pids = [self.pid2label[int(p)] for p in base.pids]
+        except KeyError as e:
+            raise KeyError(f"training pid {e.args[0]} has no label in pid2label ({len(pid2label)} labels)") from None
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index):
+        item = dict(self.base[index])
+        item["label"] = self.pid2label[int(item["pid"])]
+        return item

@@ -51,7 +51,7 @@ import torch
 
 __all__ = [
     "SIDES",
-    "MODES",
+    "CROP_MODES",
     "CropSpec",
     "PartialCrop",
     "STRATEGIES",
@@ -62,11 +62,13 @@ __all__ = [
     "scale_translation_to_theta",
     "theta_to_scale_translation",
     "region_labels",
-    "region_visibility",
+    "visible_regions",
+    "side_box",
+    "side_crop",
 ]
 
 SIDES = ("top", "bottom", "left", "right")
-MODES = ("side", "free")
+CROP_MODES = ("side", "free")
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,8 @@ class CropSpec:
                 f"(the kept area fraction)"
             )
         object.__setattr__(self, "ratio", (lo, hi))
-        if self.mode not in MODES:
-            raise ValueError(f"CropSpec.mode={self.mode!r} is unknown: accepted modes are {', '.join(map(repr, MODES))}")
+        if self.mode not in CROP_MODES:
+            raise ValueError(f"CropSpec.mode={self.mode!r} is unknown: accepted modes are {', '.join(map(repr, CROP_MODES))}")
         sides = (self.sides,) if isinstance(self.sides, str) else tuple(self.sides)
         if not sides:
             raise ValueError(f"CropSpec.sides is empty: give one or more of {', '.join(map(repr, SIDES))}")
@@ -163,6 +165,27 @@ def _strip(frac: float, size: int) -> int:
     return int(min(size, max(1, round(frac * size))))
 
 
+def side_box(width: int, height: int, side: str, gamma: float) -> tuple[int, int, int, int]:
+    """The box ``(x0, y0, x1, y1)`` that keeps the ``side`` strip (``"top"``, ``"bottom"``,
+    ``"left"``, ``"right"``) of area ratio ``gamma`` of a ``width x height`` frame."""
+    if side not in SIDES:
+        raise ValueError(f"side={side!r}: accepted sides are {', '.join(map(repr, SIDES))}")
+    if side in ("top", "bottom"):
+        h = _strip(gamma, height)
+        return (0, 0, width, h) if side == "top" else (0, height - h, width, height)
+    w = _strip(gamma, width)
+    return (0, 0, w, height) if side == "left" else (width - w, 0, width, height)
+
+
+def side_crop(image, side: str, gamma: float):
+    """``image`` with only its ``side`` strip of area ratio ``gamma`` kept (``gamma >= 1``: the
+    image itself) -- a deterministic partial crop, for figures and explorers."""
+    if gamma >= 1:
+        return image
+    h, w = _hw(image)
+    return partial_crop(image, crop_box=side_box(w, h, side, gamma)).image
+
+
 def sample_box(width: int, height: int, spec: "CropSpec | str", rng: np.random.Generator) -> tuple[tuple[int, int, int, int], str | None]:
     """Draw a crop box ``(x0, y0, x1, y1)`` inside a ``width x height`` frame, and its kept side."""
     spec = get_strategy(spec)
@@ -170,11 +193,7 @@ def sample_box(width: int, height: int, spec: "CropSpec | str", rng: np.random.G
     gamma = float(rng.uniform(lo, hi)) if hi > lo else lo
     if spec.mode == "side":
         side = spec.sides[int(rng.integers(len(spec.sides)))] if len(spec.sides) > 1 else spec.sides[0]
-        if side in ("top", "bottom"):
-            h = _strip(gamma, height)
-            return ((0, 0, width, h) if side == "top" else (0, height - h, width, height)), side
-        w = _strip(gamma, width)
-        return ((0, 0, w, height) if side == "left" else (width - w, 0, width, height)), side
+        return side_box(width, height, side, gamma), side
     # free: height fraction log-uniform in [gamma, 1], width fraction gamma / height fraction
     fh = math.exp(float(rng.uniform(math.log(gamma), 0.0))) if gamma < 1 else 1.0
     fw = gamma / fh
@@ -283,7 +302,7 @@ def region_labels(scale_translation: "torch.Tensor | np.ndarray", grid: tuple[in
     return labels[0] if single else labels
 
 
-def region_visibility(labels: torch.Tensor, num_regions: int) -> torch.Tensor:
+def visible_regions(labels: torch.Tensor, num_regions: int) -> torch.Tensor:
     """VPM's visible set V as a mask: ``(N, p)`` bool, True where region i occurs in L."""
     lab = labels.reshape(labels.shape[0], -1) if labels.dim() == 3 else labels.reshape(1, -1)
     vis = torch.zeros(lab.shape[0], num_regions, dtype=torch.bool, device=labels.device)
@@ -404,7 +423,7 @@ def partial_crop(
         m, n = _check_grid(grid)
         fs = feat_size if feat_size is not None else (out_size if out_size is not None else (cy1 - cy0, cx1 - cx0))
         lab = region_labels(torch.from_numpy(st), (m, n), fs)
-        visible = region_visibility(lab, m * n).numpy()
+        visible = visible_regions(lab, m * n).numpy()
         labels = lab.numpy()
     elif feat_size is not None:
         raise ValueError(f"feat_size={feat_size!r} was given without grid: region labels need grid=(m, n)")

@@ -18,13 +18,26 @@ the same stream.  ``len(sampler)`` is the exact length of the current epoch's st
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from typing import Iterator, Sequence
 
 import numpy as np
-from torch.utils.data import Sampler
+import torch
+from torch.utils.data import Dataset, Sampler
 
-__all__ = ["RandomIdentitySampler", "DistributedRandomIdentitySampler"]
+__all__ = [
+    "RandomIdentitySampler",
+    "DistributedRandomIdentitySampler",
+    "ShuffleSampler",
+    "EpochTaggedSampler",
+    "SeededItems",
+    "item_seed",
+    "build_sampler",
+    "SAMPLERS",
+]
+
+SAMPLERS = ("pk", "random")
 
 
 class RandomIdentitySampler(Sampler[int]):
@@ -149,3 +162,116 @@ class DistributedRandomIdentitySampler(RandomIdentitySampler):
 
     def __len__(self) -> int:
         return (len(self.batches()) // self.num_replicas) * self.batch_size
+
+
+class ShuffleSampler(Sampler[int]):
+    """A seeded random permutation per epoch (``set_epoch``), sharded over processes."""
+
+    def __init__(self, n: int, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        self.n, self.seed, self.num_replicas, self.rank = n, seed, num_replicas, rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        per = self.n // self.num_replicas
+        return iter(perm[self.rank * per:(self.rank + 1) * per])
+
+    def __len__(self) -> int:
+        return self.n // self.num_replicas
+
+
+def build_sampler(pids: Sequence[int], kind: str, batch_p: int, batch_k: int, seed: int = 0,
+                  world_size: int = 1, rank: int = 0) -> Sampler:
+    """The training sampler: the PK identity sampler (``kind="pk"``, ``batch_p`` identities x
+    ``batch_k`` images, split over ``world_size`` processes) or a seeded shuffle (``"random"``)."""
+    if kind == "random":
+        return ShuffleSampler(len(pids), seed, world_size, rank)
+    if kind != "pk":
+        raise ValueError(f"unknown sampler {kind!r}; accepted: {', '.join(map(repr, SAMPLERS))}")
+    n_ids = len(set(pids))
+    if n_ids < batch_p:
+        raise ValueError(
+            f"the PK sampler needs at least P={batch_p} training identities, the training set has {n_ids}; "
+            f"lower batch_p (e.g. --set batch_p={max(2, n_ids)})"
+        )
+    batch_size = batch_p * batch_k
+    if world_size > 1:
+        # every rank takes whole PK batches of batch_p / world identities (the global batch is split)
+        if batch_p % world_size:
+            raise ValueError(f"batch_p={batch_p} identities cannot be split over {world_size} processes; "
+                             f"use a multiple of {world_size}")
+        return DistributedRandomIdentitySampler(pids, batch_size // world_size, batch_k, seed=seed,
+                                                num_replicas=world_size, rank=rank)
+    return RandomIdentitySampler(pids, batch_size, batch_k, seed=seed)
+
+
+# ----------------------------------------------------------------------------- seeded items
+def item_seed(seed: int, rank: int, epoch: int, position: int) -> int:
+    """The seed of one training item: a hash of ``(seed, rank, epoch, position)``."""
+    return int(np.random.SeedSequence([seed & 0xFFFFFFFF, rank, epoch, position]).generate_state(1)[0])
+
+
+class EpochTaggedSampler(Sampler):
+    """Wraps an index sampler so that it yields ``(epoch, position, index)`` keys.
+
+    ``skip(n)`` makes the next iteration start at position ``n`` of the epoch's stream (a run
+    resumed in the middle of an epoch); positions, and so the items' seeds, stay those of
+    the uninterrupted stream.
+    """
+
+    def __init__(self, sampler: Sampler):
+        self.sampler = sampler
+        self.epoch = 0
+        self.start = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+        self.start = 0
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def skip(self, n: int) -> None:
+        self.start = int(n)
+
+    def __iter__(self) -> Iterator[tuple[int, int, int]]:
+        for pos, idx in enumerate(self.sampler):
+            if pos >= self.start:
+                yield (self.epoch, pos, int(idx))
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
+class SeededItems(Dataset):
+    """Reads ``(epoch, position, index)`` keys: seeds Python, NumPy and torch from
+    :func:`item_seed` and returns ``base[index]``.  In the main process the generators'
+    states are restored afterwards, so data loading never disturbs the training RNG."""
+
+    def __init__(self, base: Dataset, seed: int, rank: int = 0):
+        self.base = base
+        self.seed = seed
+        self.rank = rank
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key):
+        epoch, pos, index = key
+        s = item_seed(self.seed, self.rank, epoch, pos)
+        in_worker = torch.utils.data.get_worker_info() is not None
+        if not in_worker:
+            saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
+        random.seed(s)
+        np.random.seed(s)
+        torch.manual_seed(s)
+        try:
+            return self.base[index]
+        finally:
+            if not in_worker:
+                random.setstate(saved[0])
+                np.random.set_state(saved[1])
+                torch.set_rng_state(saved[2])

@@ -19,7 +19,9 @@ Layouts (:data:`LAYOUTS`):
 Part masks are PNGs (labels of :data:`reidlib.data.base.PART_NAMES`, 255 = occluded)
 at :func:`mask_path_for` of each image.  JPEG quality is fixed (:data:`JPEG_QUALITY`), so
 ``(preset, seed, version)`` gives the same files.  ``synthpeds.json`` (the manifest)
-records the preset, seed, version, size, layout, counts and the pid renumbering.
+records the preset, seed, version, size, layout, counts and the pid renumbering; it is
+written first (``"complete": false``) and rewritten at the end, and marks the tree as one
+that ``overwrite=True`` (``--overwrite``) may replace.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ LAYOUTS = ("market1501", "partial-reid", "partial-ilids", "partial-ilids-reid", 
 #: the image folders of the layouts (the mask rule keys on them)
 IMAGE_FOLDERS = ("bounding_box_train", "bounding_box_test", "query", "partial_body_images",
                  "occluded_body_images", "whole_body_images", "Probe", "Gallery")
+
+
+def default_workers() -> int:
+    """Rendering processes by default: ``min(2, cpus)``."""
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def mask_path_for(image_path: str | os.PathLike) -> Path:
@@ -181,14 +188,64 @@ def _start_method() -> str:
     return "fork" if sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods() else "spawn"
 
 
+_PROBE = ".synthpeds-write-test"
+
+
+def _written_tree_entries(out: Path) -> list[Path]:
+    """The entries of ``out`` if it is a dataset tree written by :func:`write_dataset`; else an error naming it.
+
+    Such a tree holds :data:`MANIFEST` (``"generator": "reidlib SynthPeds"``) and otherwise
+    only image folders of :data:`IMAGE_FOLDERS` and their ``_masks`` folders.
+    """
+    refuse = ("--overwrite / overwrite=True only replaces a dataset tree written by reidlib's SynthPeds writers "
+              "('python -m reidlib synth'); delete the folder yourself or choose a new or empty one")
+    manifest = out / MANIFEST
+    if not manifest.is_file():
+        raise FileExistsError(f"output folder {str(out)!r} is not empty and has no {MANIFEST} manifest, so it does not "
+                              f"look like a SynthPeds dataset tree; refusing to delete it. {refuse}")
+    try:
+        generator = json.loads(manifest.read_text()).get("generator")
+    except (ValueError, AttributeError, OSError):
+        generator = None
+    if generator != "reidlib SynthPeds":
+        raise FileExistsError(f"output folder {str(out)!r}: {str(manifest)!r} is not a SynthPeds manifest (expected a "
+                              f"JSON object with \"generator\": \"reidlib SynthPeds\"); refusing to delete the folder. {refuse}")
+    folders = set(IMAGE_FOLDERS) | {f + MASK_SUFFIX for f in IMAGE_FOLDERS}
+    entries = sorted(out.iterdir())
+    foreign = [e.name for e in entries if e.is_symlink()
+               or not ((e.name in (MANIFEST, _PROBE) and e.is_file()) or (e.name in folders and e.is_dir()))]
+    if foreign:
+        shown = ", ".join(repr(n) for n in foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise FileExistsError(f"output folder {str(out)!r} holds {shown}, which the SynthPeds writers do not write "
+                              f"(expected only {MANIFEST} and image folders such as bounding_box_train/, "
+                              f"whole_body_images/ and their _masks/); refusing to delete it. {refuse}")
+    return entries
+
+
+def _remove_written_tree(out: Path) -> None:
+    """Delete a tree written by :func:`write_dataset` (checked by :func:`_written_tree_entries`), manifest last."""
+    import shutil
+
+    entries = _written_tree_entries(out)
+    for e in entries:
+        if e.is_dir():
+            shutil.rmtree(e)
+        elif e.name != MANIFEST:
+            e.unlink()
+    (out / MANIFEST).unlink()
+
+
 def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"output folder {str(out)!r} is a file; expected a folder (new or empty)")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"output folder {str(out)!r} is not empty; choose a new folder or pass overwrite=True (--overwrite)")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"output folder {str(out)!r} is not empty; choose a new folder or pass overwrite=True "
+                                  f"(--overwrite) to replace the dataset tree written there before")
+        _remove_written_tree(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".synthpeds-write-test"
+        probe = out / _PROBE
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
@@ -203,7 +260,9 @@ def write_dataset(ds, out: str | os.PathLike, layout: str | None = None, workers
         layout: one of :data:`LAYOUTS`; default: the one the preset imitates (:func:`default_layout`).
         workers: rendering processes (1 = in this process).
         masks: also write the part masks (at :func:`mask_path_for`).
-        overwrite: allow a non-empty ``out``.
+        overwrite: replace the dataset tree written in ``out`` before (its files are deleted
+            first, so none of an earlier preset remains); a non-empty ``out`` that is not such a
+            tree (no ``synthpeds.json`` manifest, or other files in it) is refused, naming it.
         limit: write only the first ``limit`` images of each folder (benchmarks, quick looks).
 
     Returns the manifest (also written to ``out/synthpeds.json``).
@@ -220,6 +279,9 @@ def write_dataset(ds, out: str | os.PathLike, layout: str | None = None, workers
                 kept.append(j)
         jobs = kept
     _check_out(out, overwrite)
+    # a first manifest, marked incomplete: an interrupted write is still a tree that --overwrite replaces
+    (out / MANIFEST).write_text(json.dumps({"generator": "reidlib SynthPeds", "complete": False,
+                                            "preset": ds.preset.name, "seed": ds.seed, "layout": layout}, indent=1))
     from tqdm.auto import tqdm
 
     # folders first (once), so the workers only encode and write files
@@ -260,7 +322,7 @@ def write_dataset(ds, out: str | os.PathLike, layout: str | None = None, workers
         f = j.path.split("/", 1)[0]
         counts[f] = counts.get(f, 0) + 1
     manifest = {
-        "generator": "reidlib SynthPeds", "preset": ds.preset.name, "seed": ds.seed, "version": ds.version,
+        "generator": "reidlib SynthPeds", "complete": True, "preset": ds.preset.name, "seed": ds.seed, "version": ds.version,
         "size": list(ds.size), "layout": layout, "jpeg_quality": JPEG_QUALITY, "masks": masks,
         "mask_rule": "innermost image folder F -> F_masks, same relative path, .png (reidlib.data.writers.mask_path_for)",
         "counts": counts, "limit": limit,

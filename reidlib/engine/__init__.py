@@ -1,7 +1,10 @@
-"""reidlib.engine: the trainer, schedules, checkpoints, DDP helpers and the method registry."""
+"""reidlib.engine: the trainer, the run store, schedules, checkpoints and DDP helpers.
 
-from reidlib.engine.method import Method, TrainConfig
-from reidlib.engine.registry import METHODS, get_method
-from reidlib.engine.trainer import Trainer, parse_overrides, train
+The engine trains any :class:`reidlib.methods.base.Method`; it imports methods, never the other way.
+"""
 
-__all__ = ["Method", "TrainConfig", "METHODS", "get_method", "Trainer", "parse_overrides", "train"]
+from reidlib.engine.runs import FitResult, LoadedRun, RunDir, RunStore, load_run, read_log, train_stages
+from reidlib.engine.trainer import Trainer, TrainingInterrupted, train
+
+__all__ = ["Trainer", "TrainingInterrupted", "train", "RunDir", "RunStore", "FitResult", "LoadedRun", "load_run",
+           "read_log", "train_stages"]

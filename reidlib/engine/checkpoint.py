@@ -25,18 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from reidlib.models.base import unwrap
+
 FORMAT = "reidlib-checkpoint-v1"
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module under DDP (``.module``) and ``torch.compile`` (``._orig_mod``) wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
-            model = model.module
-        else:
-            return model
 
 
 def get_rng_state() -> dict:

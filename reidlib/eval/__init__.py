@@ -18,20 +18,19 @@ from reidlib.eval.protocols import (
 )
 from reidlib.eval.results import (
     EvalResult,
-    describe_hardware,
     format_results,
-    git_commit,
     load_results,
     metrics_from_cmc,
     results_markdown,
     results_table,
     save_results,
 )
+from reidlib.provenance import hardware_summary
 
 __all__ = [
     "Evaluator", "evaluate", "EvalImages", "score_views",
     "Protocol", "PROTOCOLS", "build_protocol", "MarketProtocol", "PartialQueryProtocol", "PartialGalleryProtocol",
     "SingleShotTrials", "CropSweep", "MixedProtocol", "CropSetting", "View", "Trial", "Setting",
     "EvalResult", "results_table", "results_markdown", "format_results", "save_results", "load_results",
-    "describe_hardware", "git_commit", "metrics_from_cmc",
+    "hardware_summary", "metrics_from_cmc",
 ]

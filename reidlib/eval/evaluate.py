@@ -18,7 +18,6 @@ Precomputed features can be scored too: pass ``{"query": Features, "gallery": Fe
 
 from __future__ import annotations
 
-import contextlib
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -27,12 +26,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from reidlib.data.partial import partial_crop
 from reidlib.eval.protocols import CropSetting, Protocol, Setting, View, build_protocol
-from reidlib.eval.results import EvalResult, describe_hardware, metrics_from_cmc
+from reidlib.eval.results import EvalResult, metrics_from_cmc
 from reidlib.metrics.matchers import GlobalMatcher, Matcher
 from reidlib.metrics.rank import evaluate_rank_detailed
 from reidlib.models.base import Features
+from reidlib.precision import autocast
+from reidlib.provenance import hardware_summary
 
-__all__ = ["Evaluator", "evaluate", "EvalImages", "score_views"]
+__all__ = ["Evaluator", "evaluate", "evaluate_run", "EvalImages", "score_views"]
 
 
 class EvalImages(Dataset):
@@ -58,13 +59,6 @@ class EvalImages(Dataset):
             img = partial_crop(img, None, self.spec, self.crop.rng(index)).image
         img = np.ascontiguousarray(img)
         return {"image": self.transform(torch.from_numpy(img).permute(2, 0, 1)), "index": index}
-
-
-def _autocast(device: torch.device, amp: bool):
-    if amp and device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
 
 
 def score_views(qf: Features, gf: Features, q_pids, g_pids, q_camids, g_camids, matcher: Matcher, max_rank: int = 50):
@@ -160,7 +154,7 @@ class Evaluator:
                 x = batch["image"].to(self.device, non_blocking=True)
                 if cl:
                     x = x.contiguous(memory_format=torch.channels_last)
-                with _autocast(self.device, self.amp):
+                with autocast(self.device, self.amp):
                     f = self.model.extract(x)
                 if not isinstance(f, Features):
                     raise TypeError(f"{type(self.model).__name__}.extract returned {type(f).__name__}; expected Features")
@@ -231,7 +225,7 @@ class Evaluator:
         if isinstance(protocols, (str, Protocol)):
             protocols = [protocols]
         method = method or (type(self.model).__name__ if self.model is not None else "features")
-        hw = describe_hardware(self.device)
+        hw = hardware_summary(self.device)
         dname = getattr(self.dataset, "name", type(self.dataset).__name__)
         version = getattr(self.dataset, "version", None)
         results = []
@@ -260,3 +254,28 @@ def evaluate(model_or_features, dataset, protocols, *, method: str | None = None
              **evaluator_kwargs) -> list[EvalResult]:
     """One call: build an :class:`Evaluator` and score ``protocols`` (features extracted once)."""
     return Evaluator(model_or_features, dataset, **evaluator_kwargs).evaluate(protocols, method=method, profile=profile)
+
+
+def evaluate_run(run, protocols, data: str | None = None, device: str = "auto", test_mode: str = "resize",
+                 batch_size: int = 128, json_path=None, command: str | None = None):
+    """Evaluate a finished run (its folder alone: :func:`reidlib.engine.runs.load_run`) under
+    ``protocols`` on ``data`` (default: the dataset the run was trained on); the results are
+    saved to ``json_path`` (default ``<run>/eval.json``).  Returns ``(results, path)``."""
+    from pathlib import Path
+
+    from reidlib.data.datasets import build_dataset
+    from reidlib.engine.runs import load_run
+    from reidlib.eval.results import save_results
+
+    loaded = load_run(run, device)
+    rc = loaded.config
+    spec = data or rc.get("dataset")
+    if not spec or ":" not in str(spec):
+        raise ValueError(f"the run {run} does not record a dataset spec ({spec!r}); pass --data, e.g. synthpeds:smoke")
+    dataset = build_dataset(spec)
+    results = evaluate(loaded.model, dataset, list(protocols), method=loaded.method.name, profile=rc.get("profile"),
+                       device=device, test_mode=test_mode, batch_size=batch_size,
+                       image_size=tuple(rc["train_config"]["image_size"]))
+    out = Path(json_path) if json_path else Path(run) / "eval.json"
+    save_results(out, results, command=command, profile=rc.get("profile"), extra={"run": str(run), "data": spec})
+    return results, out

@@ -4,21 +4,21 @@ An :class:`EvalResult` records the protocol (name, setting, description), the da
 (with the SynthPeds version when it applies), the method, the profile, the hardware and
 the metrics (Rank-1/3/5/10, mAP, mINP as fractions in [0, 1]; the number of valid queries).
 :func:`results_table` shows them in percent (as the papers do);
-:func:`save_results` / :func:`load_results` write and read JSON with the command, the
-profile, the hardware and the git commit.
+:func:`save_results` / :func:`load_results` write and read them in the one results schema
+of :mod:`reidlib.provenance` (``{"schema", "meta": {command, commit, profile, hardware, ...},
+"results": [EvalResult.to_dict(), ...], "tables": {...}}``).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from reidlib.provenance import hardware as _hardware
+from reidlib.provenance import read_results, write_results
 
 __all__ = [
     "EvalResult",
@@ -29,8 +29,6 @@ __all__ = [
     "format_results",
     "save_results",
     "load_results",
-    "describe_hardware",
-    "git_commit",
 ]
 
 RANKS = (1, 3, 5, 10)
@@ -121,80 +119,64 @@ def format_results(results: Sequence[EvalResult]) -> str:
     return results_markdown(results) + "\n\nProtocols:\n" + notes + (f"\n\nHardware: {'; '.join(hw)}" if hw else "")
 
 
-def describe_hardware(device=None) -> str:
-    """E.g. ``"cpu: x86_64, 2 cores; torch 2.x"`` or ``"cuda: NVIDIA H100 (80 GB); torch 2.x"``."""
-    import torch
-
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    if dev.type == "cuda" and torch.cuda.is_available():
-        p = torch.cuda.get_device_properties(dev)
-        return f"cuda: {p.name} ({p.total_memory / 2**30:.0f} GiB); torch {torch.__version__}"
-    return f"{dev.type}: {platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}"
-
-
-def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
-    """The project's commit (``+dirty`` when tracked files changed; :func:`reidlib.config.git_commit`), None outside git."""
-    from reidlib.config import find_project_root
-    from reidlib.config import git_commit as _commit
-
-    c = _commit(Path(cwd) if cwd is not None else find_project_root(Path(__file__).parent))
-    return None if c == "unknown" else c
-
-
-def _jsonable(o):
-    if isinstance(o, dict):
-        return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_jsonable(v) for v in o]
-    if isinstance(o, np.ndarray):
-        return _jsonable(o.tolist())
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, float) and not np.isfinite(o):
-        return None if np.isnan(o) else ("inf" if o > 0 else "-inf")
-    return o
+def _hardware_meta(hardware, device, results: list[EvalResult]) -> dict:
+    """``meta["hardware"]``: the given dict, a given summary string, or the machine's dict for ``device``
+    (default: the device type that the first result's hardware summary names, ``"cuda: ..."`` -> cuda)."""
+    if isinstance(hardware, dict):
+        return hardware
+    if device is None and results and results[0].hardware:
+        kind = results[0].hardware.split(":", 1)[0].strip()
+        device = kind if kind in ("cpu", "cuda", "mps") else None
+    info = _hardware(device)
+    if isinstance(hardware, str) and hardware != info["summary"]:
+        return {"summary": hardware}  # measured elsewhere: record only what was given
+    return info
 
 
 def save_results(path, results: Sequence[EvalResult], command: str | None = None, commit: str | None = None,
-                 profile: str | None = None, hardware: str | None = None, extra: dict | None = None) -> Path:
-    """Write ``{"command", "commit", "profile", "hardware", "created", "results": [...], **extra}`` as JSON.
+                 profile: str | None = None, hardware: str | dict | None = None, extra: dict | None = None,
+                 device=None) -> Path:
+    """Write evaluation results in the one results schema (:func:`reidlib.provenance.write_results`).
 
-    ``commit`` defaults to :func:`git_commit`; ``profile`` and ``hardware`` to those of the
-    first result.  The parent folder is created.
+    The file is ``{"schema", "meta", "results": [EvalResult.to_dict(), ...], "tables": extra}``;
+    ``meta`` is :func:`reidlib.provenance.provenance` with ``commit`` (default: the checkout's),
+    ``profile`` (default: the first result's) and ``hardware`` (a dict; a string is the one-line
+    summary of the machine; default: the machine's, for ``device`` or the device type the
+    results name).  ``extra`` holds named extra tables / values.  The folder is created.
     """
     results = list(results)
     for i, r in enumerate(results):
         if not isinstance(r, EvalResult):
             raise TypeError(f"save_results: item #{i} is {type(r).__name__}; expected EvalResult")
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    doc = {
-        "command": command,
-        "commit": commit if commit is not None else git_commit(p.parent if p.parent.exists() else None),
-        "profile": profile if profile is not None else (results[0].profile if results else None),
-        "hardware": hardware if hardware is not None else (results[0].hardware if results else None),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "results": [r.to_dict() for r in results],
-    }
-    if extra:
-        clash = set(extra) & set(doc)
-        if clash:
-            raise ValueError(f"save_results: extra keys {sorted(clash)} clash with the standard keys {sorted(doc)}")
-        doc.update(extra)
-    p.write_text(json.dumps(_jsonable(doc), indent=2) + "\n")
-    return p
+    if extra is not None and not isinstance(extra, dict):
+        raise TypeError(f"save_results: extra is {type(extra).__name__}; expected a dict {{name: table}}")
+    meta = {"hardware": _hardware_meta(hardware, device, results)}
+    if commit is not None:
+        meta["commit"] = commit
+    return write_results(path, results, command=command,
+                         profile=profile if profile is not None else (results[0].profile if results else None),
+                         tables=extra or None, **meta)
 
 
 def load_results(path) -> tuple[list[EvalResult], dict]:
-    """Read a file written by :func:`save_results`: ``(results, the other top-level fields)``."""
+    """Read a file written by :func:`save_results`: ``(results, info)``.
+
+    ``info`` is the file's ``meta`` (command, commit, profile, hardware, reidlib, created,
+    seed, ...) with one more key, ``"tables"``: the named extra tables (``{}`` when there
+    are none).  Errors name the file (:func:`reidlib.provenance.read_results`); an entry
+    of ``results`` that is not an :class:`EvalResult` record is an error naming its index.
+    """
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"results file not found: {p}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"results file {p} is not valid JSON: {e}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
-        raise ValueError(f"results file {p}: expected a JSON object with a 'results' list (written by save_results)")
-    results = [EvalResult.from_dict(d) for d in doc["results"]]
-    return results, {k: v for k, v in doc.items() if k != "results"}
+    doc = read_results(p)
+    if not isinstance(doc["results"], list):
+        raise ValueError(f"results file {p}: 'results' is an object; expected a list of EvalResult records "
+                         f"(written by reidlib.eval.save_results)")
+    results = []
+    for i, d in enumerate(doc["results"]):
+        try:
+            results.append(EvalResult.from_dict(d))
+        except TypeError as e:
+            raise ValueError(f"results file {p}: results[{i}] is not an EvalResult record ({e})") from None
+    info = dict(doc["meta"])
+    info["tables"] = doc.get("tables", {})
+    return results, info

@@ -46,7 +46,7 @@ def stnreid_loss(
     id_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     triplet_loss: Optional[Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = None,
     stn_weight: float = 1.0,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """STNReID Eq. 6: ``L = L_R(I_h) + L_R(I_p) + L_R(I_a) + L_STN(I_p, I_a)``.
 
     ``outputs`` is the training output of :class:`reidlib.models.stnreid.STNReID`: for each
@@ -56,27 +56,27 @@ def stnreid_loss(
     (the batch-hard triplet also returns its distances).  ``stn_weight`` scales ``L_STN``
     (1.0 is the paper's Eq. 6).
 
-    Returns the total loss and a dict of its terms (floats) for logging.
+    Returns the total loss and a dict of its terms (detached 0-d tensors: no host sync) for logging.
     """
     missing = [f"{n}_{k}" for k in IMAGE_KINDS for n in ("logits", "feat") if f"{n}_{k}" not in outputs]
     if missing:
         raise KeyError(f"stnreid_loss: the model output lacks {missing}; got keys {sorted(outputs)}")
     total = outputs["feat_h"].new_zeros(())
-    terms: dict[str, float] = {}
+    terms: dict[str, torch.Tensor] = {}
     for k in IMAGE_KINDS:
         lid = id_loss(outputs[f"logits_{k}"], labels)
         total = total + lid
-        terms[f"id_{k}"] = float(lid.detach())
+        terms[f"id_{k}"] = lid.detach()
         if triplet_loss is not None:
             ltri = triplet_loss(outputs[f"feat_{k}"], labels)
             if isinstance(ltri, (tuple, list)):
                 ltri = ltri[0]
             total = total + ltri
-            terms[f"tri_{k}"] = float(ltri.detach())
+            terms[f"tri_{k}"] = ltri.detach()
     lstn = stn_loss(outputs["feat_p"], outputs["feat_a"])
     total = total + stn_weight * lstn
-    terms["stn"] = float(lstn.detach())
-    terms["total"] = float(total.detach())
+    terms["stn"] = lstn.detach()
+    terms["total"] = total.detach()
     return total, terms
 
 

@@ -26,7 +26,7 @@ from reidlib.metrics.distance import (
     pcb_distance,
     visibility_weighted_distance,
 )
-from reidlib.models.base import Features
+from reidlib.metrics.features import Features
 
 __all__ = [
     "Matcher",

@@ -107,7 +107,11 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        sd = load_file(str(p))
+        try:
+            sd = load_file(str(p))
+        except Exception as e:  # noqa: BLE001 - a truncated or corrupt file: re-raised with its name
+            raise OSError(f"cannot read weights file {p}: it is not a valid safetensors file ({e}); "
+                          f"retrain it or copy it again") from e
     else:
         try:
             sd = torch.load(p, map_location="cpu", weights_only=True)

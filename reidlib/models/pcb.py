@@ -17,8 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reidlib.engine.method import Method, TrainConfig, relabelled_image_dataset
-from reidlib.losses import TripletLoss, cross_entropy_label_smooth
 from reidlib.models.backbones import build_backbone
 from reidlib.models.base import Features, ReIDModel
 
@@ -90,88 +88,3 @@ class PCB(ReIDModel):
         from reidlib.metrics.matchers import PCBMatcher
 
         return PCBMatcher(metric=self.metric)
-
-
-def pcb_id_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: float = 0.0) -> torch.Tensor:
-    """PCB Sec. 3.1: the sum over stripes of each stripe classifier's cross-entropy.
-
-    ``logits``: ``(N, P, num_classes)``; ``epsilon`` > 0 smooths the labels (not in PCB).
-    """
-    n, p, c = logits.shape
-    per_part = cross_entropy_label_smooth(logits.reshape(n * p, c), labels.repeat_interleave(p), epsilon)
-    return per_part * p  # mean over the N*P rows times P = sum over stripes of the per-stripe means
-
-
-class PCBMethod(Method):
-    """PCB as a training method (registered as ``"pcb"``).
-
-    ``extra`` settings: ``parts`` (6), ``reduced_dim`` (256), ``dropout`` (0.5), ``triplet``
-    (False; True = VPM's "PCB + triplet", needs ``sampler="pk"``), ``margin`` (0.3),
-    ``label_smooth`` (0.0), ``metric``, ``backbone_weights``.
-    """
-
-    name = "pcb"
-
-    @classmethod
-    def recipe(cls, profile: str) -> TrainConfig:
-        extra = {"parts": 6, "reduced_dim": 256, "dropout": 0.5, "triplet": False, "margin": 0.3,
-                 "label_smooth": 0.0, "metric": "euclidean", "backbone_weights": None}
-        if profile == "full":
-            # Sun et al. 2018 (the authors' code, which VPM's Table 1 reuses): 384x128, SGD,
-            # lr 0.1 new layers / 0.01 backbone, x0.1 at epoch 40, 60 epochs, batch 64.
-            return TrainConfig(
-                image_size=(384, 128), backbone="resnet50", pretrained=True, last_stride=1,
-                epochs=60, batch_p=16, batch_k=4, sampler="random", optimizer="sgd", lr=0.1,
-                momentum=0.9, weight_decay=5e-4, backbone_lr_mult=0.1, scheduler="step",
-                milestones=(40,), gamma=0.1, warmup_epochs=0, warmup_factor=1.0,
-                random_erasing=0.0, flip=0.5, pad=0, checkpoint_every=10, extra=extra,
-            )
-        if profile == "smoke":
-            # CPU minutes on SynthPeds smoke, with the baseline's smoke backbone (resnet10s from
-            # scratch) and length (20 epochs); SGD as in PCB's recipe, at a rate for training
-            # from scratch.
-            return TrainConfig(
-                image_size=(128, 64), backbone="resnet10s", pretrained=False, last_stride=1,
-                epochs=20, batch_p=16, batch_k=4, sampler="random", optimizer="sgd", lr=0.05,
-                momentum=0.9, weight_decay=5e-4, backbone_lr_mult=1.0, scheduler="step",
-                milestones=(15,), gamma=0.1, warmup_epochs=1, warmup_factor=0.1,
-                random_erasing=0.0, flip=0.5, pad=5, num_workers=0, checkpoint_every=5,
-                extra={**extra, "reduced_dim": 128},
-            )
-        raise ValueError(f"unknown profile {profile!r}: PCB has recipes 'smoke' and 'full'")
-
-    def __init__(self, cfg: TrainConfig, num_classes: int):
-        super().__init__(cfg, num_classes)
-        x = cfg.extra
-        self.use_triplet = bool(x.get("triplet", False))
-        if self.use_triplet and cfg.sampler != "pk":
-            raise ValueError("PCB + triplet needs identity-balanced batches: set sampler=pk "
-                             "(e.g. --set triplet=true sampler=pk)")
-        self.triplet = TripletLoss(margin=float(x.get("margin", 0.3)))
-        self.epsilon = float(x.get("label_smooth", 0.0))
-
-    def build_model(self) -> PCB:
-        c, x = self.cfg, self.cfg.extra
-        model = PCB(self.num_classes, parts=int(x.get("parts", 6)), reduced_dim=int(x.get("reduced_dim", 256)),
-                    backbone=c.backbone, pretrained=c.pretrained, last_stride=c.last_stride,
-                    weights=x.get("backbone_weights"), dropout=float(x.get("dropout", 0.5)),
-                    metric=x.get("metric", "euclidean"))
-        model.image_size = tuple(c.image_size)  # the evaluator's default input size
-        return model
-
-    def train_dataset(self, dataset, pid2label: dict[int, int]):
-        return relabelled_image_dataset(dataset, pid2label, self.cfg)
-
-    def loss(self, model: nn.Module, batch: dict, epoch: int):
-        out = model(batch["image"])
-        labels = batch["label"]
-        ce = pcb_id_loss(out["logits"], labels, self.epsilon)
-        logs = {"ce": ce.detach()}
-        total = ce
-        if self.use_triplet:
-            tri = self.triplet(out["feat"], labels)
-            total = total + tri
-            logs["triplet"] = tri.detach()
-        with torch.no_grad():
-            logs["acc"] = (out["logits"].float().softmax(2).sum(1).argmax(1) == labels).float().mean()
-        return total, logs

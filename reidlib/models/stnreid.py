@@ -14,7 +14,7 @@ returns a :class:`reidlib.metrics.matchers.PairwiseMatcher` batched over pairs, 
 over the full ``Q x G`` grid or as a shortlist (global-feature ranking, then STN
 rescoring of the top-k).
 
-Two-stage training (Section 3.2) lives in :class:`STNReIDMethod`:
+Two-stage training (Section 3.2) lives in :class:`reidlib.methods.stnreid.STNReIDMethod`:
 
 * stage 1 (``extra["stage"] = 1``): end-to-end training of STN + a *weak* ReID module
   (Table 2's Ep1: no ImageNet weights, ID loss only) to get a strong STN;
@@ -40,15 +40,14 @@ Choices where the paper is open (see the chapter ``05_stnreid``):
 
 from __future__ import annotations
 
-import contextlib
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reidlib.engine.method import Method, TrainConfig
 from reidlib.models.base import Features, ReIDModel
+from reidlib.precision import autocast
 
 IDENTITY_THETA = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
@@ -307,10 +306,7 @@ class STNReID(ReIDModel):
                              "global_feat, as STNReID.extract returns them")
         dev = next(self.stn.parameters()).device
         qi, gi = q.images.to(dev), g.images.to(dev)
-        amp = contextlib.nullcontext()
-        if dev.type == "cuda" and self.amp:  # the pair passes dominate test time: bf16/fp16 on GPUs
-            amp = torch.autocast("cuda", dtype=torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
-        with amp:
+        with autocast(dev, self.amp):  # the pair passes dominate test time: bf16/fp16 on GPUs
             affined, _ = self.affine(qi.to(gi.dtype), gi)
             fa = self.reid.extract(affined).global_feat
         return _paired_distance(q.global_feat.to(dev), fa, self.metric, self.normalize)
@@ -331,300 +327,13 @@ class STNReID(ReIDModel):
                                cheap=self.global_matcher(), progress=progress)
 
 
-def merge_mode(stn: LocalizationNet, reid: nn.Module, **kw) -> STNReID:
+def merge_mode(stn: "LocalizationNet | STNReID", reid: nn.Module, **kw) -> STNReID:
     """Merge Mode (Section 3.2, Fig. 3b): a frozen STN in front of an independently trained
-    ReID model, with no further training."""
-    size = stn.input_size
-    return STNReID(reid, stn=stn, image_size=size, freeze_stn=True, **kw).eval()
-
-
-# ---------------------------------------------------------------------------------
-# weights of earlier stages / runs
-# ---------------------------------------------------------------------------------
-def _weights_file(path) -> "Path":
-    from pathlib import Path
-
-    p = Path(path)
-    if p.is_dir():
-        f = p / "model.safetensors"
-        if not f.is_file():
-            raise FileNotFoundError(f"{p} is a folder without model.safetensors; expected a finished training run "
-                                    f"folder (runs/...) or a weights file")
-        return f
-    if not p.is_file():
-        raise FileNotFoundError(f"weights not found: {p}; expected a training run folder holding model.safetensors "
-                                f"or a .safetensors/.pth weights file")
-    return p
-
-
-def load_stn(path, input_size: Sequence[int] = (256, 128)) -> LocalizationNet:
-    """The localisation net of a stage-1 run (its folder or weights file; ``stn.*`` keys of an
-    :class:`STNReID` state dict, or a bare :class:`LocalizationNet` state dict)."""
-    from reidlib.models.backbones import load_state_dict_file
-
-    f = _weights_file(path)
-    sd = load_state_dict_file(f)
-    if any(k.startswith("stn.") for k in sd):
-        sd = {k[4:]: v for k, v in sd.items() if k.startswith("stn.")}
-    net = LocalizationNet(input_size)
-    try:
-        net.load_state_dict(sd)
-    except RuntimeError as e:
-        raise ValueError(f"{f} does not hold a LocalizationNet for {tuple(input_size)} images (STNReID stage-1 "
-                         f"weights expected): {e}") from e
-    return net
-
-
-def load_reid_init(reid: nn.Module, path) -> nn.Module:
-    """Initialise the ReID module from a run's weights (a baseline run, or the ``reid.*`` part of
-    an STNReID run).  The classifier is skipped when its number of identities differs."""
-    from reidlib.models.backbones import load_state_dict_file
-
-    f = _weights_file(path)
-    sd = load_state_dict_file(f)
-    if any(k.startswith("reid.") for k in sd):
-        sd = {k[5:]: v for k, v in sd.items() if k.startswith("reid.")}
-    own = reid.state_dict()
-    skipped = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
-    if any(not k.startswith("classifier") for k in skipped):
-        raise ValueError(f"{f}: tensors {skipped[:5]} do not fit the ReID module {type(reid).__name__} "
-                         f"(another backbone or image size?)")
-    sd = {k: v for k, v in sd.items() if k not in skipped}
-    missing, unexpected = reid.load_state_dict(sd, strict=False)
-    bad = [k for k in missing if not k.startswith("classifier")] + list(unexpected)
-    if bad:
-        raise ValueError(f"{f} does not hold weights of {type(reid).__name__}: missing/unexpected keys {bad[:6]}")
-    return reid
-
-
-def load_run_model(run_dir, device="cpu") -> nn.Module:
-    """Rebuild the model of a finished training run (``config.json`` + ``model.safetensors``), in eval mode."""
-    import json
-    from pathlib import Path
-
-    from reidlib.engine.checkpoint import load_weights
-    from reidlib.engine.method import TrainConfig
-    from reidlib.engine.registry import get_method
-
-    run = Path(run_dir)
-    cfg_file = run / "config.json"
-    if not cfg_file.is_file():
-        raise FileNotFoundError(f"{cfg_file} not found; expected the folder of a training run (config.json, model.safetensors)")
-    meta = json.loads(cfg_file.read_text())
-    cfg = TrainConfig.from_dict(meta["train_config"]).replace(pretrained=False)  # the run's weights replace ImageNet's
-    method = get_method(meta["method"])(cfg, int(meta["num_classes"]))
-    method.skip_init_weights = True  # earlier stages' weights are inside this run's weights
-    model = method.build_model()
-    load_weights(_weights_file(run), model)
-    return model.to(device).eval()
-
-
-def load_merge_mode(stn_run, reid_run, device="cpu", **kw) -> STNReID:
-    """Merge Mode from two runs: the STN of a stage-1 STNReID run and an independently trained
-    ReID model (e.g. chapter 03's baseline run)."""
-    reid = load_run_model(reid_run, device)
-    stn_model = load_run_model(stn_run, device)
-    stn = stn_model.stn if isinstance(stn_model, STNReID) else None
-    if stn is None:
-        raise ValueError(f"{stn_run} is not an STNReID run (its model is {type(stn_model).__name__})")
-    return merge_mode(stn, reid, **kw).to(device)
-
-
-# ---------------------------------------------------------------------------------
-# the training method
-# ---------------------------------------------------------------------------------
-#: Table 2's five settings of the ReID module (PT: ImageNet init, LS: label smoothing, L_Tri).
-CONFRONTATION_SETTINGS: dict[str, dict] = {
-    "Ep1": {"pretrained": False, "label_smooth": 0.0, "triplet": False},
-    "Ep2": {"pretrained": True, "label_smooth": 0.0, "triplet": False},
-    "Ep3": {"pretrained": True, "label_smooth": 0.1, "triplet": False},
-    "Ep4": {"pretrained": True, "label_smooth": 0.0, "triplet": True},
-    "Ep5": {"pretrained": True, "label_smooth": 0.1, "triplet": True},
-}
-
-MODES = ("pipeline", "merge")
-#: What teaches the STN in stage 1: Eq. 6 (the paper) or the true theta (an oracle, chapter 05).
-STN_TARGETS = ("features", "oracle")
-
-
-class STNReIDMethod(Method):
-    """STNReID's two-stage training (registered as ``"stnreid"``).
-
-    ``extra`` settings:
-
-    * ``stage``: 1 (end-to-end STN + ReID; default) or 2 (the STN frozen);
-    * ``mode``: stage 2's ``"pipeline"`` (train the ReID module behind the frozen STN with
-      Eq. 6).  ``"merge"`` trains nothing -- build it with :func:`load_merge_mode`;
-    * ``stn_weights``: stage 2: the stage-1 run (folder or weights file) whose STN is frozen;
-    * ``reid_weights``: optional initial weights of the ReID module (a baseline run, ...);
-      with ``pretrained`` this replaces ImageNet weights (the smoke profile's stand-in for
-      Table 2's ``PT``, as there are no ImageNet weights for its tiny backbone);
-    * ``label_smooth`` (epsilon, 0 = plain CE), ``triplet`` (bool), ``margin`` (0.3) --
-      the ReID loss ``L_R`` (Table 2's LS, L_ID, L_Tri); ``stn_weight`` (1.0: Eq. 6);
-    * ``stn_target``: what teaches the STN in stage 1: ``"features"`` (the paper: Eq. 6, whose
-      ``L_STN`` compares features) or ``"oracle"`` (not the paper: the STN alone regresses the
-      true ``theta`` of each crop, :func:`reidlib.losses.stnreid.theta_regression_loss`; the
-      ReID module is not trained) -- chapter 05's measure of what the localisation net can
-      learn with a schedule;
-    * ``stn_lr_mult``: the STN's learning-rate multiplier (1, as in the paper; a larger rate
-      made the smoke STN collapse onto tiny patches early in training, see chapter 05);
-    * ``strategy``: the partial-crop strategy (``"stnreid"``: remove 20-60 % from a random side);
-    * ``crop_within``: what the crop removes a fraction of: ``"body"`` (default; the person's box,
-      "remove 20-60 % of the body", the way the partial test sets are cut) or ``"frame"``
-      (the whole image) -- see :class:`reidlib.data.loader.PartialCropDataset`;
-    * ``neck_feat``, ``metric``, ``backbone_weights``: the baseline's; ``shortlist``,
-      ``batch_pairs``: the default matcher.
-
-    Recipes: :meth:`recipe` gives stage 1 with Table 2's Ep1 settings; :meth:`stage_recipe`
-    any stage / setting.
-    """
-
-    name = "stnreid"
-
-    @classmethod
-    def recipe(cls, profile: str) -> TrainConfig:
-        return cls.stage_recipe(profile, stage=1, setting="Ep1")
-
-    @classmethod
-    def stage_recipe(cls, profile: str, stage: int = 1, setting: str = "Ep1", **extra) -> TrainConfig:
-        """The recipe of ``stage`` with Table 2's ``setting`` (``"Ep1"`` .. ``"Ep5"``) for the ReID module.
-
-        Stage 1 is Ep1 in the paper, stage 2 is Ep5; ``extra`` keys override ``TrainConfig.extra``.
-        """
-        if setting not in CONFRONTATION_SETTINGS:
-            raise ValueError(f"unknown setting {setting!r}: Table 2's settings are {', '.join(CONFRONTATION_SETTINGS)}")
-        if stage not in (1, 2):
-            raise ValueError(f"stage={stage!r}: STNReID trains in stage 1 or 2")
-        s = CONFRONTATION_SETTINGS[setting]
-        from reidlib.models.baseline import BaselineMethod
-
-        # the ReID module is the strong baseline's network: same backbone, input size and last stride
-        # (so that Merge Mode and the baseline-initialised settings load its weights)
-        base = BaselineMethod.recipe(profile) if profile in ("smoke", "full") else None
-        x = {"stage": stage, "mode": "pipeline", "setting": setting, "stn_weights": None, "reid_weights": None,
-             "label_smooth": s["label_smooth"], "triplet": s["triplet"], "margin": 0.3, "stn_weight": 1.0,
-             "strategy": "stnreid", "neck_feat": "after", "metric": "euclidean", "backbone_weights": None,
-             "shortlist": None, "batch_pairs": 256, "stn_lr_mult": 1.0, "crop_within": "body",
-             "stn_target": "features"}
-        x.update(extra)
-        if profile == "full":
-            # Section 4 "Settings": ResNet-50, 256x128, batch 32 = 8 ids x 4, Adam, 2e-4 for 150 epochs
-            # then 2e-5 for 150, weight decay 5e-4, flip + crop + generated partials.
-            return TrainConfig(
-                image_size=base.image_size, backbone=base.backbone, pretrained=s["pretrained"],
-                last_stride=base.last_stride, epochs=300, batch_p=8, batch_k=4, optimizer="adam", lr=2e-4, weight_decay=5e-4,
-                scheduler="step", milestones=(150,), gamma=0.1, warmup_epochs=0, warmup_factor=1.0,
-                random_erasing=0.0, flip=0.5, pad=10, checkpoint_every=10, extra=x,
-            )
-        if profile == "smoke":
-            # CPU seconds on SynthPeds smoke (~25 s per stage on 2 cores): the baseline's tiny ResNet,
-            # 200 iterations (4 x 50) of 8 ids x 2 images, the rate / 10 for the last 50.  Enough for
-            # the STN to beat the identity transform on held-out crops, far from converged (chapter 05).
-            return TrainConfig(
-                image_size=base.image_size, backbone=base.backbone, pretrained=s["pretrained"],
-                last_stride=base.last_stride, epochs=4, batch_p=8, batch_k=2, optimizer="adam", lr=1e-3, weight_decay=5e-4,
-                scheduler="step", milestones=(3,), gamma=0.1, warmup_epochs=0, warmup_factor=1.0,
-                random_erasing=0.0, flip=0.5, pad=5, num_workers=0, checkpoint_every=2,
-                max_iters_per_epoch=50, extra=x,
-            )
-        raise ValueError(f"unknown profile {profile!r}: STNReID has recipes 'smoke' and 'full'")
-
-    def __init__(self, cfg: TrainConfig, num_classes: int):
-        super().__init__(cfg, num_classes)
-        from reidlib.losses import CrossEntropyLabelSmooth, TripletLoss
-
-        x = cfg.extra
-        self.stage = int(x.get("stage", 1))
-        self.mode = x.get("mode", "pipeline")
-        if self.stage not in (1, 2):
-            raise ValueError(f"extra.stage={self.stage!r}: STNReID trains in stage 1 or 2")
-        if self.mode not in MODES:
-            raise ValueError(f"extra.mode={self.mode!r}: accepted modes are {', '.join(map(repr, MODES))}")
-        if self.stage == 2 and self.mode == "merge":
-            raise ValueError("Merge Mode trains nothing: build it with reidlib.models.stnreid.load_merge_mode("
-                             "stage-1 STNReID run, trained ReID run); use mode='pipeline' to train stage 2")
-        self.stn_target = x.get("stn_target", "features")
-        if self.stn_target not in STN_TARGETS:
-            raise ValueError(f"extra.stn_target={self.stn_target!r}: accepted targets are "
-                             f"{', '.join(map(repr, STN_TARGETS))}")
-        if self.stn_target == "oracle" and self.stage != 1:
-            raise ValueError("extra.stn_target='oracle' trains an STN: it is a stage-1 setting (stage 2 freezes the STN)")
-        if self.stage == 2 and not x.get("stn_weights"):
-            raise ValueError("stage 2 needs extra.stn_weights: the stage-1 STNReID run (folder or model.safetensors) "
-                             "whose STN is frozen")
-        self.ce = CrossEntropyLabelSmooth(num_classes, epsilon=float(x.get("label_smooth", 0.0)))
-        self.triplet = TripletLoss(margin=float(x.get("margin", 0.3))) if x.get("triplet", False) else None
-        self.stn_weight = float(x.get("stn_weight", 1.0))
-
-    def build_model(self) -> STNReID:
-        from reidlib.models.baseline import Baseline
-
-        c, x = self.cfg, self.cfg.extra
-        skip = getattr(self, "skip_init_weights", False)  # set by load_run_model: the run's weights follow
-        init = None if skip else x.get("reid_weights")
-        reid = Baseline(
-            self.num_classes, backbone=c.backbone, pretrained=bool(c.pretrained and not init and not skip),
-            last_stride=c.last_stride,
-            weights=x.get("backbone_weights"), neck_feat=x.get("neck_feat", "after"), metric=x.get("metric", "euclidean"),
-        )
-        if init:
-            load_reid_init(reid, init)
-        if self.stage == 2 and not skip:
-            stn = load_stn(x["stn_weights"], c.image_size)
-        else:
-            stn = LocalizationNet(c.image_size)
-        return STNReID(reid, stn=stn, image_size=c.image_size, freeze_stn=self.stage == 2,
-                       shortlist=x.get("shortlist"), batch_pairs=int(x.get("batch_pairs", 256)),
-                       metric=x.get("metric", "euclidean"))
-
-    def train_dataset(self, dataset, pid2label: dict[int, int]):
-        """Holistic images (flip, pad + crop) and a partial crop of each (``strategy``, cut from the
-        body box or the frame: ``crop_within``), resized to the image size."""
-        from reidlib.data.loader import PartialCropDataset
-        from reidlib.data.transforms import build_geometric_transform, build_photometric_transform
-
-        c = self.cfg
-        return PartialCropDataset(
-            dataset.train, dataset, strategy=c.extra.get("strategy", "stnreid"), size=c.image_size, p_partial=1.0,
-            transform=build_photometric_transform(c.random_erasing),
-            holistic_transform=build_geometric_transform(c.image_size, flip=c.flip, pad=c.pad),
-            return_holistic=True, relabel=pid2label, crop_within=c.extra.get("crop_within", "frame"),
-        )
-
-    def param_groups(self, model: nn.Module) -> list[dict]:
-        """Two groups: the ReID module (``lr_mult`` 1) and the STN (``extra.stn_lr_mult``, default 1;
-        absent when the STN is frozen)."""
-        from reidlib.engine.checkpoint import unwrap
-
-        m = unwrap(model)
-        groups = [{"params": [p for p in m.reid.parameters() if p.requires_grad], "lr_mult": 1.0}]
-        stn = [p for p in m.stn.parameters() if p.requires_grad]
-        if stn:
-            groups.append({"params": stn, "lr_mult": float(self.cfg.extra.get("stn_lr_mult", 1.0))})
-        return groups
-
-    def loss(self, model: nn.Module, batch: dict, epoch: int):
-        """Eq. 6 on the batch (or the oracle's theta regression); logs its terms and the IoU of
-        the STN's box with the true crop box."""
-        from reidlib.engine.checkpoint import unwrap
-        from reidlib.losses.stnreid import stnreid_loss, theta_regression_loss
-
-        size = batch["holistic"].shape[-2:]
-        if self.stn_target == "oracle":  # not the paper: the STN alone, on the true theta
-            if isinstance(model, nn.parallel.DistributedDataParallel):
-                raise RuntimeError("extra.stn_target='oracle' trains the STN outside the model's forward: "
-                                   "run it in one process (not under torchrun/DDP)")
-            theta = unwrap(model).predict_theta(batch["image"], batch["holistic"])
-            total = theta_regression_loss(theta, batch["theta"])
-            terms = {"theta_mse": float(total.detach())}
-        else:
-            out = model(batch["holistic"], batch["image"])
-            total, terms = stnreid_loss(out, batch["label"], self.ce, self.triplet, self.stn_weight)
-            theta = out["theta"]
-            terms["acc_p"] = float((out["logits_p"].argmax(1) == batch["label"]).float().mean())
-        with torch.no_grad():
-            pred = theta_to_box(theta.detach().float(), size)
-            true = theta_to_box(batch["theta"].float(), size)
-            terms["box_iou"] = float(box_iou_pairs(pred, true).mean())
-        terms.pop("total", None)
-        return total, terms
+    ReID model, with no further training.  ``stn`` is a :class:`LocalizationNet` or a (stage-1)
+    :class:`STNReID` model, whose STN is taken."""
+    if isinstance(stn, STNReID):
+        stn = stn.stn
+    if not isinstance(stn, LocalizationNet):
+        raise ValueError(f"merge_mode: the STN comes from a {type(stn).__name__}, not an STNReID run's model "
+                         f"or a LocalizationNet")
+    return STNReID(reid, stn=stn, image_size=stn.input_size, freeze_stn=True, **kw).eval()

@@ -458,7 +458,7 @@ _OCC_POLE, _OCC_BOX, _OCC_TAPE, _OCC_LUG, _OCC_HANDLE, _OCC_BOARD, _OCC_BOARD2 =
 #: image modes: normal pedestrian; distractor (pid 0: a bad detection); junk (pid -1);
 #: occluded (an occluder over the body); source (holistic source of a partial crop:
 #: the removed part is hidden behind an occluder)
-MODES = ("normal", "distractor", "junk", "occluded", "source")
+RENDER_MODES = ("normal", "distractor", "junk", "occluded", "source")
 
 
 def _box_down(a: np.ndarray, ss: int) -> np.ndarray:
@@ -563,14 +563,14 @@ class Renderer:
     def render(self, rng: np.random.Generator, att: dict, camid: int, mode: str = "normal",
                crop_spec=None, clean: bool = False, allow_occluder: bool = True, layers: bool = False) -> dict:
         """Render one image.  Returns ``{"image", "mask", "info"}`` (image RGB uint8 (H, W, 3),
-        mask uint8 (H, W)).  ``mode`` is one of :data:`MODES`; ``crop_spec`` (a
+        mask uint8 (H, W)).  ``mode`` is one of :data:`RENDER_MODES`; ``crop_spec`` (a
         :class:`~reidlib.data.partial.CropSpec`) is required for ``mode="source"``.
         ``clean=True`` skips the camera degradations (resolution, blur, noise; for tests);
         ``allow_occluder=False`` draws no random occluder in ``normal`` mode (whole-body galleries).
         ``layers=True`` (with ``clean=True``) adds ``"background"`` (the same image without person
         and occluders) and ``"support"`` (output pixels touched by the person or an occluder)."""
-        if mode not in MODES:
-            raise ValueError(f"unknown render mode {mode!r}; accepted: {', '.join(MODES)}")
+        if mode not in RENDER_MODES:
+            raise ValueError(f"unknown render mode {mode!r}; accepted: {', '.join(RENDER_MODES)}")
         cal = CALIBRATION
         H, W, Hc, Wc, ss = self.H, self.W, self.Hc, self.Wc, self.ss
         cam = self.cameras[camid]

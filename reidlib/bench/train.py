@@ -6,12 +6,14 @@
 * GPU (when CUDA is available): ResNet-50 strong baseline at 256x128, batch 64, synthetic
   input; images/s of the engine's defaults (bf16/fp16 autocast + channels_last) against
   plain fp32 (contiguous tensors, no autocast) in the same process; target ratio >= 2.
+
+``--json PATH`` writes the one results schema (:func:`reidlib.provenance.write_results`):
+the command, the commit and the hardware in ``meta``, one row per measurement in ``results``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -26,8 +28,8 @@ GPU_TARGET_RATIO = 2.0
 
 
 def _gpu_throughput(device: torch.device, fast: bool, batch: int, steps: int, warmup: int) -> float:
-    from reidlib.engine.trainer import amp_dtype_for, autocast_context
-    from reidlib.models.baseline import BaselineMethod
+    from reidlib.precision import amp_dtype_for, autocast
+    from reidlib.methods.baseline import BaselineMethod
 
     cfg = BaselineMethod.recipe("full").replace(pretrained=False)
     method = BaselineMethod(cfg, 751)
@@ -45,7 +47,7 @@ def _gpu_throughput(device: torch.device, fast: bool, batch: int, steps: int, wa
     b = {"image": x, "label": y}
 
     def step():
-        with autocast_context(device, dtype):
+        with autocast(device, enabled=fast, dtype=dtype):
             loss, _ = method.loss(model, b, 0)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -81,11 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=10)
     args = p.parse_args(argv or [])
 
-    from reidlib.cli_info import hardware_string
+    from reidlib.provenance import hardware_summary, write_results
 
     rows: list[dict] = []
     if not args.skip_smoke:
-        from reidlib.engine.cli_train import evaluate_run
+        from reidlib.eval.evaluate import evaluate_run
         from reidlib.engine.trainer import train
 
         load0 = _load()
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.backends.cudnn.benchmark = True
             fast = _gpu_throughput(dev, True, args.batch, args.steps, args.warmup)
             plain = _gpu_throughput(dev, False, args.batch, args.steps, args.warmup)
-            from reidlib.engine.trainer import amp_dtype_for
+            from reidlib.precision import amp_dtype_for
 
             ratio = fast / plain
             rows.append({"name": "gpu: ResNet-50 baseline 256x128, plain fp32", "device": torch.cuda.get_device_name(dev),
@@ -125,17 +127,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rows.append({"name": "gpu: skipped (no CUDA device on this machine)", "device": "none"})
 
-    print(f"bench train -- {hardware_string()}")
+    gpu_used = not args.skip_gpu and torch.cuda.is_available()
+    device = "cuda" if gpu_used else "cpu"
+    print(f"bench train -- {hardware_summary(device)}")
     for r in rows:
         print(f"\n{r['name']}")
         for k, v in r.items():
             if k != "name":
                 print(f"  {k:<14s} {v}")
     if args.json:
-        doc = {"command": "python -m reidlib bench train " + " ".join(shlex.quote(a) for a in (argv or [])),
-               "hardware": hardware_string(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
-               "results": rows}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+        write_results(args.json, rows, command="python -m reidlib bench train " + shlex.join(argv or []),
+                      device=device, bench="train")
         print(f"\nwritten to {args.json}")
     return 0 if all(r.get("meets_target", True) for r in rows) else 1

@@ -17,14 +17,16 @@ The model: ``--model quick`` (default) trains stage 1 for ``--train-iters`` iter
 SynthPeds ``smoke`` first (a barely trained model: the accuracies show the *agreement*
 between the modes, not what STNReID can reach); ``--model random`` keeps the initial
 ReID module with a randomly perturbed STN; ``--model RUN_DIR`` loads a finished run.
-The JSON output (``--json PATH``) records the hardware and the command.
+The JSON output (``--json PATH``) is the one results schema
+(:func:`reidlib.provenance.write_results`): the command, the commit, the hardware and the
+seed in ``meta``, the settings, timings and accuracies in ``results``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -70,13 +72,13 @@ def _timed(fn, repeats: int, device: torch.device):
 
 def build_model(method_name: str, model_spec: str, size, train_iters: int, device, seed: int):
     """The benchmarked model and a sentence saying what it is."""
-    from reidlib.engine.registry import get_method
+    from reidlib.methods.registry import get_method
 
     cls = get_method(method_name)
     if model_spec not in ("quick", "random"):
-        from reidlib.models.stnreid import load_run_model
+        from reidlib.engine.runs import load_run
 
-        return load_run_model(model_spec, device), f"trained run {model_spec}"
+        return load_run(model_spec, device).model, f"trained run {model_spec}"
     cfg = cls.recipe("smoke").replace(image_size=tuple(size), pretrained=False)
     if model_spec == "random":
         from reidlib.data.synthpeds import SynthPeds
@@ -114,6 +116,7 @@ def extract_all(model, records, source, size, device, batch_size: int = 64):
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="python -m reidlib bench match", description=__doc__.split("\n\n")[0])
     p.add_argument("--method", default="stnreid", help="a registered pairwise method (default: stnreid)")
     p.add_argument("--data", default="partial-reid-like", choices=("partial-reid-like", "partial-ilids-like"),
@@ -133,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from reidlib.config import resolve_device
     from reidlib.data.synthpeds import SynthPeds
-    from reidlib.engine.trainer import hardware_info
     from reidlib.metrics.rank import evaluate_rank_detailed
+    from reidlib.provenance import write_results
 
     device = resolve_device(a.device)
     size = _parse_size(a.size)
@@ -223,15 +226,14 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.json:
         out = {
-            "benchmark": "match", "command": "python -m reidlib bench match " + " ".join(argv if argv is not None else sys.argv[1:]),
             "method": a.method, "data": f"SynthPeds {a.data} (seed {a.seed})", "image_size": list(size),
             "queries": a.queries, "gallery_sizes": sizes, "ks": ks, "batch_pairs": a.batch_pairs, "repeats": a.repeats,
             "model": model_desc, "model_build_s": t_model, "extract_queries_s": t_q, "extract_gallery_s": t_g,
-            "timing": timing, "accuracy": acc, "hardware": hardware_info(device),
+            "timing": timing, "accuracy": acc,
             "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
         }
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(out, indent=2) + "\n")
+        write_results(a.json, out, command="python -m reidlib bench match " + shlex.join(argv), device=device,
+                      seed=a.seed, bench="match")
         print(f"saved {a.json}")
     return 0
 

@@ -1,9 +1,11 @@
 """``python -m reidlib``: the command line.
 
-Sub-commands live beside the code they drive; each module listed in :data:`COMMANDS`
-exposes ``register(subparsers)`` which adds its parser and sets ``func``.
-Benchmarks (``python -m reidlib bench NAME``) are listed in :data:`BENCHES` as
-``"module:function"``; the function takes the parsed argument list (``list[str]``).
+Each sub-command is a module of this package listed in :data:`COMMANDS` (``info``,
+``train`` + ``evaluate``, ``synth``); it exposes ``register(subparsers)`` which adds its
+parser and sets ``func``.  Benchmarks (``python -m reidlib bench NAME``) live in
+:mod:`reidlib.bench` and are listed in :data:`BENCHES` as ``"module:function"``; the
+function takes the argument list (``list[str]``) and writes its JSON (``--json PATH``)
+with :func:`reidlib.provenance.write_results`.
 """
 
 from __future__ import annotations
@@ -16,17 +18,17 @@ from reidlib import __version__
 
 # sub-command modules, each with register(subparsers)
 COMMANDS: list[str] = [
-    "reidlib.cli_info",
-    "reidlib.engine.cli_train",
-    "reidlib.data.cli_synth",
+    "reidlib.cli.info",
+    "reidlib.cli.train",
+    "reidlib.cli.synth",
 ]
 
 # name -> "module:function(argv) -> int"
 BENCHES: dict[str, str] = {
-    "train": "reidlib.engine.bench_train:main",
-    "synth": "reidlib.data.cli_synth:bench",
-    "eval": "reidlib.metrics.bench:main",
-    "match": "reidlib.models.bench_match:main",
+    "train": "reidlib.bench.train:main",
+    "synth": "reidlib.bench.synth:main",
+    "eval": "reidlib.bench.eval:main",
+    "match": "reidlib.bench.match:main",
 }
 
 

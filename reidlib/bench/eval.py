@@ -11,6 +11,10 @@
 4. Memory: a 10,000 x 100,000 problem whose distances are produced block by block by a
    callable (the full 4 GB matrix never exists), run in a fresh subprocess; the peak
    resident-memory growth is reported against the 2 GB target.
+
+``--json PATH`` writes the one results schema (:func:`reidlib.provenance.write_results`):
+the command, the commit and the hardware (the GPU's when CUDA is used) in ``meta``, the
+measurements in ``results``.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -29,6 +33,7 @@ import torch
 
 from reidlib.metrics.distance import euclidean_squared
 from reidlib.metrics.rank import evaluate_rank
+from reidlib.provenance import write_results
 
 MARKET_Q, MARKET_G, MARKET_IDS, MARKET_DISTRACTORS, MARKET_CAMS = 3368, 15913, 750, 2798, 6
 
@@ -114,6 +119,7 @@ def memory_check(num_query: int, num_gallery: int, memory_budget: int, dim: int 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="python -m reidlib bench eval", description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=3, help="timed runs (median reported)")
     p.add_argument("--ref-queries", type=int, default=400,
@@ -130,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     rows = []
-    out: dict = {"host": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "platform": platform.platform(), "torch": torch.__version__,
-                          "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
+    out: dict = {}
     qf, gf, qp, gp, qc, gc = synthetic_problem(MARKET_Q, MARKET_G, MARKET_IDS, MARKET_DISTRACTORS, MARKET_CAMS)
     D = euclidean_squared(qf, gf)
     evaluate_rank(D[:50], qp[:50], gp, qc[:50], gc)  # warm-up
@@ -196,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         ts = f"{t:8.3f}" if t is not None else f"{'-':>8}"
         print(f"{name:<{w}}  {size:>13}  {ts}  {note}")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=2)
+        write_results(a.json, out, command="python -m reidlib bench eval " + shlex.join(argv),
+                      device="cuda" if torch.cuda.is_available() else "cpu", bench="eval")
         print(f"saved {a.json}")
     return 0
 

@@ -1,0 +1,199 @@
+"""Chapter support: the plumbing every chapter notebook shares, in one place.
+
+* :func:`chapter_data` -- the training set and the partial test sets of a run config: SynthPeds
+  presets (``data_root=None``) or the real datasets under ``data_root``, with their display names
+  and the training set's dataset spec;
+* :class:`Chapter` -- a chapter's run store (training runs reused by recipe hash, in
+  ``runs/<chapter>/<profile>/``), its training records, a cache of evaluators keyed by the
+  names the chapter gives its models (features are extracted once per model and test set),
+  and where its results file goes;
+* :func:`chapter_results` -- the evaluation records of another chapter's results file.
+
+Crops for figures come from :func:`reidlib.data.partial.side_crop`; locator checks from
+:mod:`reidlib.eval.locator`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from reidlib.config import RunConfig, find_project_root
+from reidlib.engine.runs import FitResult, RunStore, load_run, train_stages
+from reidlib.eval.evaluate import Evaluator
+from reidlib.eval.results import EvalResult, load_results
+
+__all__ = ["ChapterData", "chapter_data", "Chapter", "chapter_results", "TEST_SETS"]
+
+#: the partial test sets by key: (SynthPeds look-alike preset, real dataset name, display name of the real one)
+TEST_SETS = {
+    "partial-reid": ("partial-reid-like", "partial-reid", "Partial-REID"),
+    "partial-ilids": ("partial-ilids-like", "partial-ilids", "Partial-iLIDS"),
+}
+
+
+@dataclass
+class ChapterData:
+    """The datasets of a chapter: ``train`` (Market-1501 or its SynthPeds stand-in), the partial
+    test sets by key, their display names (``names[key]``; ``"market"`` for the training set)
+    and ``train_spec``, the training set's dataset spec (recorded with every run)."""
+
+    train: Any
+    tests: dict
+    names: dict
+    train_spec: str
+
+    def __getitem__(self, key: str):
+        return self.train if key == "market" else self.tests[key]
+
+
+def chapter_data(cfg: RunConfig, tests: Sequence[str] = ("partial-reid", "partial-ilids")) -> ChapterData:
+    """The datasets for ``cfg`` (the notebook's :func:`reidlib.config.resolve_run`): SynthPeds at the
+    profile's size, or the real datasets in ``cfg.data_root``."""
+    unknown = [t for t in tests if t not in TEST_SETS]
+    if unknown:
+        raise ValueError(f"chapter_data: unknown test sets {unknown}; accepted: {', '.join(TEST_SETS)}")
+    if cfg.uses_synthpeds:
+        from reidlib.data.synthpeds import SynthPeds
+
+        size = "smoke" if cfg.profile == "smoke" else "market"
+        train = SynthPeds(size, seed=cfg.seed)
+        test_sets = {k: SynthPeds(TEST_SETS[k][0], seed=cfg.seed, size=size) for k in tests}
+        names = {"market": f"SynthPeds {size}", **{k: TEST_SETS[k][0] for k in tests}}
+        spec = f"synthpeds:{size}"
+    else:
+        from reidlib.data.datasets import build_dataset
+
+        train = build_dataset("market1501", root=cfg.data_root)
+        test_sets = {k: build_dataset(TEST_SETS[k][1], root=cfg.data_root) for k in tests}
+        names = {"market": "Market-1501", **{k: TEST_SETS[k][2] for k in tests}}
+        spec = f"market1501:{cfg.data_root}"
+    return ChapterData(train, test_sets, names, spec)
+
+
+@dataclass
+class TrainRecord:
+    """How a chapter got one model: its run folder, whether a finished run was reused, the
+    seconds of training in its logs, and the seconds this call took."""
+
+    name: str
+    run_dir: Path
+    reused: bool
+    train_time_s: float
+    seconds_this_call: float
+    recipe: dict = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return "reused a finished run" if self.reused else f"trained in {self.train_time_s:.0f} s"
+
+
+class Chapter:
+    """A chapter's runs, training records and cached evaluators (see the module docstring)."""
+
+    def __init__(self, chapter: str, cfg: RunConfig, data: ChapterData | None = None, batch_size: int = 128):
+        self.chapter, self.cfg, self.data = chapter, cfg, data
+        self.root = find_project_root()
+        self.runs = RunStore(self.root / "runs" / chapter / cfg.profile, device=str(cfg.device), profile=cfg.profile)
+        self.trained: dict[str, TrainRecord] = {}
+        self.fits: dict[str, FitResult] = {}
+        self.batch_size = batch_size
+        self._evaluators: dict[tuple[str, str, str], Evaluator] = {}
+        self._models: dict[str, Any] = {}
+
+    # -- training ----------------------------------------------------------------
+    def fit(self, name: str, method_cls, recipe, dataset=None, inputs: Sequence[str | Path] = ()) -> Any:
+        """Train ``method_cls`` with ``recipe`` on ``dataset`` (default: the chapter's training set),
+        or reuse the finished run of the same recipe, dataset, seed and ``inputs`` (files the
+        recipe starts from, e.g. another run's weights: their contents are part of the run's key).
+        Returns the model (eval mode); ``self.trained[name]`` says how it was got."""
+        dataset = dataset if dataset is not None else self.data.train
+        spec = self.data.train_spec if self.data is not None and dataset is self.data.train else getattr(dataset, "name", None)
+        t0 = time.perf_counter()
+        d = self.runs.path(name, method_cls, recipe, spec, self.cfg.seed)
+        if inputs:
+            digest = hashlib.sha1("".join(_file_digest(Path(p)) for p in inputs).encode()).hexdigest()
+            d = d.with_name(f"{d.name}-{digest[:6]}")
+        fit = train_stages(method_cls, cfg, dataset, d, seed=self.cfg.seed, device=str(self.cfg.device),
+                           resume=d.exists(), progress=False, profile=self.cfg.profile, dataset_spec=spec)
+        self.fits[name] = fit
+        self.trained[name] = TrainRecord(name, d, fit.reused, fit.train_time_s, round(time.perf_counter() - t0, 1),
+                                         recipe.to_dict())
+        self._models[name] = fit.model
+        return fit.model
+
+    def add_model(self, name: str, model) -> Any:
+        """Register a model the chapter built itself (e.g. Merge Mode) under ``name``."""
+        self._models[name] = model
+        return model
+
+    def model(self, name: str):
+        return self._models[name]
+
+    def run_dir(self, name: str) -> Path:
+        return self.trained[name].run_dir
+
+    def load(self, name: str, run_dir: str | Path):
+        """A finished run from elsewhere (e.g. chapter 3's baseline), under ``name``."""
+        model = load_run(run_dir, str(self.cfg.device)).model
+        self._models[name] = model
+        return model
+
+    # -- evaluation -----------------------------------------------------------------
+    def evaluator(self, model_name: str, dataset_key: str, model=None, test_mode: str = "resize",
+                  image_size: Sequence[int] | None = None) -> Evaluator:
+        """The :class:`Evaluator` of a named model on a named dataset (one per pair and test mode:
+        features are extracted once and scored by any protocol or matcher)."""
+        key = (model_name, dataset_key, test_mode)
+        if key not in self._evaluators:
+            model = model if model is not None else self._models[model_name]
+            self._models.setdefault(model_name, model)
+            self._evaluators[key] = Evaluator(model, self.data[dataset_key], device=self.cfg.device,
+                                              batch_size=self.batch_size, test_mode=test_mode,
+                                              image_size=image_size)
+        return self._evaluators[key]
+
+    def evaluate(self, model_name: str, dataset_key: str, protocol, method: str | None = None, matcher=None,
+                 model=None, test_mode: str = "resize", image_size: Sequence[int] | None = None) -> list[EvalResult]:
+        """Score a named model on a named dataset under ``protocol`` (with ``matcher`` instead of
+        the model's own, on the cached features); results carry the dataset's display name."""
+        ev = self.evaluator(model_name, dataset_key, model=model, test_mode=test_mode, image_size=image_size)
+        if matcher is not None:
+            feats = {"query": ev.features("query"), "gallery": ev.features("gallery")}
+            ev = Evaluator(feats, self.data[dataset_key], device=self.cfg.device, matcher=matcher)
+        t0 = time.perf_counter()
+        results = ev.evaluate(protocol, method=method or model_name, profile=self.cfg.profile)
+        for r in results:
+            r.dataset = self.data.names.get(dataset_key, r.dataset)
+            r.params["seconds"] = time.perf_counter() - t0
+        return results
+
+    # -- results ---------------------------------------------------------------------
+    def results_path(self) -> Path:
+        return self.cfg.results_path(self.chapter)
+
+    def training_summary(self) -> dict:
+        return {n: {"run_dir": str(t.run_dir.relative_to(self.root)) if t.run_dir.is_relative_to(self.root) else str(t.run_dir),
+                    "reused": t.reused, "train_time_s": t.train_time_s, "seconds_this_call": t.seconds_this_call}
+                for n, t in self.trained.items()}
+
+
+def _file_digest(path: Path) -> str:
+    if not path.is_file():
+        raise FileNotFoundError(f"chapter input {path} is missing (expected a weights file another run wrote)")
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def chapter_results(cfg: RunConfig, chapter: str) -> list[EvalResult] | None:
+    """The evaluation records of another chapter's results file for this profile, or None when the
+    file does not exist (that chapter has not run)."""
+    path = cfg.results_path(chapter)
+    if not path.exists():
+        return None
+    return load_results(path)[0]
