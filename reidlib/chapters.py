@@ -7,7 +7,11 @@
   ``runs/<chapter>/<profile>/``), its training records, a cache of evaluators keyed by the
   names the chapter gives its models (features are extracted once per model and test set),
   and where its results file goes;
-* :func:`chapter_results` -- the evaluation records of another chapter's results file.
+* :func:`chapter_results` -- the evaluation records of another chapter's results file;
+* the same test sets drawn with another SynthPeds seed (:meth:`ChapterData.with_seed`,
+  :meth:`Chapter.on_seed`: new test identities, cameras and backgrounds for the models trained on
+  the chapter's seed), and :func:`scoreboard_frame`, the "What reproduced" table of
+  :mod:`reidlib.claims` rows.
 
 Crops for figures come from :func:`reidlib.data.partial.side_crop`; locator checks from
 :mod:`reidlib.eval.locator`.
@@ -15,6 +19,7 @@ Crops for figures come from :func:`reidlib.data.partial.side_crop`; locator chec
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -26,7 +31,7 @@ from reidlib.engine.runs import FitResult, RunStore, load_run, train_stages
 from reidlib.eval.evaluate import Evaluator
 from reidlib.eval.results import EvalResult, load_results
 
-__all__ = ["ChapterData", "chapter_data", "Chapter", "chapter_results", "TEST_SETS"]
+__all__ = ["ChapterData", "chapter_data", "Chapter", "chapter_results", "scoreboard_frame", "TEST_SETS"]
 
 #: the partial test sets by key: (SynthPeds look-alike preset, real dataset name, display name of the real one)
 TEST_SETS = {
@@ -45,9 +50,28 @@ class ChapterData:
     tests: dict
     names: dict
     train_spec: str
+    seed: int | None = None  # the SynthPeds seed of the test sets (None: real datasets)
 
     def __getitem__(self, key: str):
         return self.train if key == "market" else self.tests[key]
+
+    def with_seed(self, seed: int) -> "ChapterData":
+        """The same SynthPeds presets and sizes drawn with ``seed``: its test populations (the
+        ``"market"`` key is the holistic query/gallery of ``SynthPeds(<size>, seed=seed)``; its train
+        split is never used) under display names ending in ``(test seed <seed>)``. Models keep the
+        training set they were trained on; only :meth:`Chapter.on_seed` uses this, for evaluation.
+        Real datasets have one test set: ``ValueError``."""
+        if self.seed is None:
+            raise ValueError("ChapterData.with_seed: other test seeds exist for SynthPeds only (data_root=None); "
+                             f"these datasets are {self.train_spec!r}")
+        from reidlib.data.synthpeds import SynthPeds
+
+        def redraw(ds):
+            return SynthPeds(ds.preset.name, seed=int(seed), size=tuple(ds.size), version=ds.version)
+
+        suffix = f" (test seed {int(seed)})"
+        return ChapterData(redraw(self.train), {k: redraw(v) for k, v in self.tests.items()},
+                           {k: v + suffix for k, v in self.names.items()}, self.train_spec, int(seed))
 
 
 def chapter_data(cfg: RunConfig, tests: Sequence[str] = ("partial-reid", "partial-ilids")) -> ChapterData:
@@ -64,6 +88,7 @@ def chapter_data(cfg: RunConfig, tests: Sequence[str] = ("partial-reid", "partia
         test_sets = {k: SynthPeds(TEST_SETS[k][0], seed=cfg.seed, size=size) for k in tests}
         names = {"market": f"SynthPeds {size}", **{k: TEST_SETS[k][0] for k in tests}}
         spec = f"synthpeds:{size}"
+        return ChapterData(train, test_sets, names, spec, cfg.seed)
     else:
         from reidlib.data.datasets import build_dataset
 
@@ -102,6 +127,17 @@ class Chapter:
         self.batch_size = batch_size
         self._evaluators: dict[tuple[str, str, str], Evaluator] = {}
         self._models: dict[str, Any] = {}
+        self.test_seed: int | None = None  # set on the evaluation-only views of on_seed
+
+    def on_seed(self, seed: int) -> "Chapter":
+        """This chapter on the test sets of SynthPeds seed ``seed`` (:meth:`ChapterData.with_seed`):
+        a view that shares the models, runs and training records (the models stay those trained on
+        the chapter's seed), with its own evaluator cache. It evaluates; it never trains."""
+        view = copy.copy(self)
+        view.data = self.data.with_seed(seed)
+        view._evaluators = {}
+        view.test_seed = int(seed)
+        return view
 
     # -- training ----------------------------------------------------------------
     def fit(self, name: str, method_cls, recipe, dataset=None, inputs: Sequence[str | Path] = ()) -> Any:
@@ -109,6 +145,9 @@ class Chapter:
         or reuse the finished run of the same recipe, dataset, seed and ``inputs`` (files the
         recipe starts from, e.g. another run's weights: their contents are part of the run's key).
         Returns the model (eval mode); ``self.trained[name]`` says how it was got."""
+        if self.test_seed is not None:
+            raise RuntimeError(f"Chapter {self.chapter!r}: the view on test seed {self.test_seed} (on_seed) only "
+                               f"evaluates; fit {name!r} on the chapter itself")
         dataset = dataset if dataset is not None else self.data.train
         spec = self.data.train_spec if self.data is not None and dataset is self.data.train else getattr(dataset, "name", None)
         t0 = time.perf_counter()
@@ -116,7 +155,7 @@ class Chapter:
         if inputs:
             digest = hashlib.sha1("".join(_file_digest(Path(p)) for p in inputs).encode()).hexdigest()
             d = d.with_name(f"{d.name}-{digest[:6]}")
-        fit = train_stages(method_cls, cfg, dataset, d, seed=self.cfg.seed, device=str(self.cfg.device),
+        fit = train_stages(method_cls, recipe, dataset, d, seed=self.cfg.seed, device=str(self.cfg.device),
                            resume=d.exists(), progress=False, profile=self.cfg.profile, dataset_spec=spec)
         self.fits[name] = fit
         self.trained[name] = TrainRecord(name, d, fit.reused, fit.train_time_s, round(time.perf_counter() - t0, 1),
@@ -197,3 +236,25 @@ def chapter_results(cfg: RunConfig, chapter: str) -> list[EvalResult] | None:
     if not path.exists():
         return None
     return load_results(path)[0]
+
+
+def scoreboard_frame(rows: Sequence[Mapping], link=None):
+    """The "What reproduced" table of :func:`reidlib.claims.evaluate_claims` rows (pandas): one row
+    per claim with ``claim`` (our reading; the source after it), ``reported``, ``measured`` (on the
+    chapter's seed), ``✓/✗`` (all test seeds), ``seeds`` (held on k of n) and ``evidence``, indexed
+    by ``id``. ``link(row) -> str`` adds a ``chapter`` column (e.g. an HTML link to the chapter)."""
+    import pandas as pd
+
+    from reidlib.claims import MARK
+
+    records = []
+    for r in rows:
+        rec = {"id": r["id"]}
+        if link is not None:
+            rec["chapter"] = link(r)
+        rec.update({"claim": f"{r['statement']} ({r['paper']} {r['where']})", "reported": r["reported"],
+                    "measured": r["measured"], "✓/✗": MARK[bool(r["holds"])], "seeds": r["seeds_held"],
+                    "evidence": r["evidence"]})
+        records.append(rec)
+    cols = ["id"] + (["chapter"] if link is not None else []) + ["claim", "reported", "measured", "✓/✗", "seeds", "evidence"]
+    return pd.DataFrame.from_records(records, columns=cols).set_index("id")

@@ -2,7 +2,8 @@
 
 Layers, bottom to top (CONTRIBUTING.md, "Package layout"):
 
-0. the root modules: ``reidlib`` (version), ``config``, ``provenance``, ``precision``, ``reported``
+0. the root modules: ``reidlib`` (version), ``config``, ``provenance``, ``precision``, ``reported``,
+   ``claims``
 1. ``data``
 2. ``metrics`` (distances, ranking, matchers, the ``Features`` container)
 3. ``models`` and ``losses``
@@ -26,7 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "reidlib"
 
 LAYERS = {
-    "": 0, "config": 0, "provenance": 0, "precision": 0, "reported": 0,
+    "": 0, "config": 0, "provenance": 0, "precision": 0, "reported": 0, "claims": 0,
     "data": 1,
     "metrics": 2,
     "models": 3, "losses": 3,

@@ -29,6 +29,7 @@ BENCHES: dict[str, str] = {
     "synth": "reidlib.bench.synth:main",
     "eval": "reidlib.bench.eval:main",
     "match": "reidlib.bench.match:main",
+    "gpu": "reidlib.bench.gpu:main",
 }
 
 

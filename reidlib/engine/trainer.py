@@ -306,8 +306,9 @@ class Trainer:
         save = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler)
         with _StopRequest() as stop:
             for epoch in range(start_epoch, end_epoch):
-                last = self._train_epoch(epoch, train_model, optimizer, scaler, loader, sampler, per_rank,
-                                         stop, save, partial if epoch == start_epoch else {})
+                resumed = epoch == start_epoch and bool(partial)
+                last = self._train_epoch(epoch, train_model, optimizer, scaler, loader, sampler, per_rank, stop, save,
+                                         partial if resumed else {}, ckpt["rng"] if resumed else None)
                 scheduler.step()
                 self._log({"event": "epoch", **last})
                 finished = epoch + 1 == cfg.epochs
@@ -339,7 +340,7 @@ class Trainer:
         return min(n, self.cfg.max_iters_per_epoch) if self.cfg.max_iters_per_epoch else n
 
     def _train_epoch(self, epoch, model, optimizer, scaler, loader, sampler, per_rank, stop, save,
-                     partial: dict) -> dict:
+                     partial: dict, rng: dict | None = None) -> dict:
         cfg, method = self.cfg, self.method
         sampler.set_epoch(epoch)
         start_iter = int(partial.get("iters", 0))
@@ -359,11 +360,16 @@ class Trainer:
                        leave=False, dynamic_ncols=True)
         lrs = [g["lr"] for g in optimizer.param_groups]
         t0 = time.perf_counter()
-        for it, batch in enumerate(loader, start=start_iter):
+        batches = iter(loader)  # (making the iterator draws a base seed from torch's generator)
+        if rng is not None:
+            # resumed mid-epoch: the generators continue from the interrupted step, after the
+            # iterator's draw, as in the uninterrupted run
+            set_rng_state(rng)
+        for it, batch in enumerate(batches, start=start_iter):
             if it >= n_iters:
                 break
             batch = move_batch(batch, self.device, self.channels_last)
-            with autocast(self.device, dtype=self.amp_dtype):
+            with autocast(self.device, enabled=self.amp_dtype is not None, dtype=self.amp_dtype):
                 loss, logs = method.loss(model, batch, epoch)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from reidlib.data.partial import box_to_scale_translation, partial_crop, region_labels
+from reidlib.data.partial import partial_crop
 from reidlib.data.transforms import build_test_transform
 from reidlib.eval.protocols import CropSetting
 
@@ -23,18 +23,22 @@ __all__ = ["person_region_labels", "locator_agreement"]
 
 
 def person_region_labels(crop_box, person_box, grid: tuple[int, int], feat_size: tuple[int, int]):
-    """Region labels of a crop's feature pixels with the regions laid on the person's box, and the
-    mask of the pixels whose centre lies inside that box: ``(labels, inside)``, both ``(h, w)``."""
-    bx0, by0, bx1, by1 = (float(v) for v in person_box)
-    x0, y0, x1, y1 = (float(v) for v in crop_box)
-    st = box_to_scale_translation((x0 - bx0, y0 - by0, x1 - bx0, y1 - by0), bx1 - bx0, by1 - by0)
-    labels = region_labels(st, grid, feat_size)
+    """Region labels of a crop's feature pixels with the ``grid`` regions laid on the person's box,
+    and the mask of the pixels whose centre lies inside that box: ``(labels, inside)``, both ``(h, w)``.
+
+    Each feature pixel's centre is placed in image pixels (inside ``crop_box``), then in the person
+    box's ``[0, 1)`` frame; its region is ``floor(v * m)`` (rows) and ``floor(u * n)`` (columns).
+    """
+    bx0, by0, bx1, by1 = person_box
+    x0, y0, x1, y1 = crop_box
     fh, fw = feat_size
-    # feature-pixel centres in the person box's [0, 1) frame
-    vy = (y0 + (torch.arange(fh) + 0.5) / fh * (y1 - y0) - by0) / (by1 - by0)
-    vx = (x0 + (torch.arange(fw) + 0.5) / fw * (x1 - x0) - bx0) / (bx1 - bx0)
+    cy = y0 + (torch.arange(fh) + 0.5) / fh * (y1 - y0)
+    cx = x0 + (torch.arange(fw) + 0.5) / fw * (x1 - x0)
+    vy, vx = (cy - by0) / (by1 - by0), (cx - bx0) / (bx1 - bx0)
     inside = ((vy >= 0) & (vy < 1))[:, None] & ((vx >= 0) & (vx < 1))[None, :]
-    return labels, inside
+    rows = (vy.clamp(0, 0.999) * grid[0]).long()
+    cols = (vx.clamp(0, 0.999) * grid[1]).long()
+    return rows[:, None] * grid[1] + cols[None, :], inside
 
 
 @torch.no_grad()
@@ -84,7 +88,7 @@ def locator_agreement(model, dataset, gammas: Sequence[float], image_size: Seque
             # the visible set of the person labels: the regions of the pixels inside the box
             idx = torch.where(inside, person, person.new_zeros(())).flatten(1)
             person_vis = torch.zeros(len(pred), p, dtype=torch.long).scatter_reduce_(
-                1, idx, inside.flatten(1).long(), reduce="amax").bool()
+                1, idx, inside.flatten(1).long(), reduce="amax").bool()  # regions of the pixels inside the box
             row["person visibility agreement"] = 100 * (pred_vis == person_vis).float().mean().item()
         rows.append(row)
     return rows
