@@ -241,8 +241,9 @@ def chapter_results(cfg: RunConfig, chapter: str) -> list[EvalResult] | None:
 def scoreboard_frame(rows: Sequence[Mapping], link=None):
     """The "What reproduced" table of :func:`reidlib.claims.evaluate_claims` rows (pandas): one row
     per claim with ``claim`` (our reading; the source after it), ``reported``, ``measured`` (on the
-    chapter's seed), ``✓/✗`` (all test seeds), ``seeds`` (held on k of n) and ``evidence``, indexed
-    by ``id``. ``link(row) -> str`` adds a ``chapter`` column (e.g. an HTML link to the chapter)."""
+    chapter's seed), ``✓/✗`` (all test seeds; ``—`` for a row whose ``holds`` is None: not measured),
+    ``seeds`` (held on k of n) and ``evidence``, indexed by ``id``. ``link(row) -> str`` adds a
+    ``chapter`` column (e.g. an HTML link to the chapter)."""
     import pandas as pd
 
     from reidlib.claims import MARK
@@ -253,7 +254,8 @@ def scoreboard_frame(rows: Sequence[Mapping], link=None):
         if link is not None:
             rec["chapter"] = link(r)
         rec.update({"claim": f"{r['statement']} ({r['paper']} {r['where']})", "reported": r["reported"],
-                    "measured": r["measured"], "✓/✗": MARK[bool(r["holds"])], "seeds": r["seeds_held"],
+                    "measured": r["measured"], "✓/✗": "—" if r["holds"] is None else MARK[bool(r["holds"])],
+                    "seeds": r["seeds_held"],
                     "evidence": r["evidence"]})
         records.append(rec)
     cols = ["id"] + (["chapter"] if link is not None else []) + ["claim", "reported", "measured", "✓/✗", "seeds", "evidence"]
