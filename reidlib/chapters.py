@@ -20,14 +20,13 @@ Crops for figures come from :func:`reidlib.data.partial.side_crop`; locator chec
 from __future__ import annotations
 
 import copy
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from reidlib.config import RunConfig, find_project_root
-from reidlib.engine.runs import FitResult, RunStore, load_run, train_stages
+from reidlib.engine.runs import FitResult, RunStore, load_run, read_log, train_stages
 from reidlib.eval.evaluate import Evaluator
 from reidlib.eval.results import EvalResult, load_results
 
@@ -83,11 +82,17 @@ def chapter_data(cfg: RunConfig, tests: Sequence[str] = ("partial-reid", "partia
     if cfg.uses_synthpeds:
         from reidlib.data.synthpeds import SynthPeds
 
-        size = "smoke" if cfg.profile == "smoke" else "market"
-        train = SynthPeds(size, seed=cfg.seed)
+        if cfg.profile == "book":
+            # the book's CPU scale: the Market-1501-shaped preset at 128x64 (751 training ids;
+            # reidlib.methods.baseline.BOOK_TRAIN_SET), its rendered images cached in memory
+            train = SynthPeds("market", seed=cfg.seed, size="smoke", cache_mb=1024)
+            size, names_market, spec = "smoke", "SynthPeds market (128x64)", "synthpeds:market@128x64"
+        else:
+            size = "smoke" if cfg.profile == "smoke" else "market"
+            train = SynthPeds(size, seed=cfg.seed)
+            names_market, spec = f"SynthPeds {size}", f"synthpeds:{size}"
         test_sets = {k: SynthPeds(TEST_SETS[k][0], seed=cfg.seed, size=size) for k in tests}
-        names = {"market": f"SynthPeds {size}", **{k: TEST_SETS[k][0] for k in tests}}
-        spec = f"synthpeds:{size}"
+        names = {"market": names_market, **{k: TEST_SETS[k][0] for k in tests}}
         return ChapterData(train, test_sets, names, spec, cfg.seed)
     else:
         from reidlib.data.datasets import build_dataset
@@ -110,6 +115,7 @@ class TrainRecord:
     train_time_s: float
     seconds_this_call: float
     recipe: dict = field(default_factory=dict)
+    log: list = field(default_factory=list)  # the per-epoch training records (every stage)
 
     def describe(self) -> str:
         return "reused a finished run" if self.reused else f"trained in {self.train_time_s:.0f} s"
@@ -118,8 +124,10 @@ class TrainRecord:
 class Chapter:
     """A chapter's runs, training records and cached evaluators (see the module docstring)."""
 
-    def __init__(self, chapter: str, cfg: RunConfig, data: ChapterData | None = None, batch_size: int = 128):
+    def __init__(self, chapter: str, cfg: RunConfig, data: ChapterData | None = None, batch_size: int = 128,
+                 retrain: bool = False):
         self.chapter, self.cfg, self.data = chapter, cfg, data
+        self.retrain = bool(retrain)  # book profile: train locally instead of loading the committed weights
         self.root = find_project_root()
         self.runs = RunStore(self.root / "runs" / chapter / cfg.profile, device=str(cfg.device), profile=cfg.profile)
         self.trained: dict[str, TrainRecord] = {}
@@ -148,18 +156,26 @@ class Chapter:
         if self.test_seed is not None:
             raise RuntimeError(f"Chapter {self.chapter!r}: the view on test seed {self.test_seed} (on_seed) only "
                                f"evaluates; fit {name!r} on the chapter itself")
+        t0 = time.perf_counter()
+        if self.cfg.profile == "book" and not self.retrain:
+            # the book evaluates its committed weights; a missing or stale file stops the chapter
+            # with one message naming it and the command that retrains it
+            from reidlib.weights import load_committed
+
+            model, _, rec = load_committed(f"{self.chapter}/{name}", str(self.cfg.device), recipe=recipe)
+            self.trained[name] = TrainRecord(name, Path(rec["file"]) if "file" in rec else self.root / "weights",
+                                             True, rec["wall_time_s"], round(time.perf_counter() - t0, 1),
+                                             recipe.to_dict(), rec.get("log", []))
+            self._models[name] = model
+            return model
         dataset = dataset if dataset is not None else self.data.train
         spec = self.data.train_spec if self.data is not None and dataset is self.data.train else getattr(dataset, "name", None)
-        t0 = time.perf_counter()
-        d = self.runs.path(name, method_cls, recipe, spec, self.cfg.seed)
-        if inputs:
-            digest = hashlib.sha1("".join(_file_digest(Path(p)) for p in inputs).encode()).hexdigest()
-            d = d.with_name(f"{d.name}-{digest[:6]}")
+        d = self.runs.path(name, method_cls, recipe, spec, self.cfg.seed, inputs)
         fit = train_stages(method_cls, recipe, dataset, d, seed=self.cfg.seed, device=str(self.cfg.device),
                            resume=d.exists(), progress=False, profile=self.cfg.profile, dataset_spec=spec)
         self.fits[name] = fit
         self.trained[name] = TrainRecord(name, d, fit.reused, fit.train_time_s, round(time.perf_counter() - t0, 1),
-                                         recipe.to_dict())
+                                         recipe.to_dict(), [e for sd in fit.stage_dirs.values() for e in read_log(sd)])
         self._models[name] = fit.model
         return fit.model
 
@@ -217,16 +233,6 @@ class Chapter:
         return {n: {"run_dir": str(t.run_dir.relative_to(self.root)) if t.run_dir.is_relative_to(self.root) else str(t.run_dir),
                     "reused": t.reused, "train_time_s": t.train_time_s, "seconds_this_call": t.seconds_this_call}
                 for n, t in self.trained.items()}
-
-
-def _file_digest(path: Path) -> str:
-    if not path.is_file():
-        raise FileNotFoundError(f"chapter input {path} is missing (expected a weights file another run wrote)")
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def chapter_results(cfg: RunConfig, chapter: str) -> list[EvalResult] | None:

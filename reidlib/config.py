@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROFILES = ("smoke", "full")
+PROFILES = ("smoke", "book", "full")
 PROFILE_ENV = "REIDLIB_PROFILE"
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
@@ -28,7 +28,8 @@ def resolve_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise ValueError(
             f"unknown profile {profile!r}: accepted profiles are {', '.join(map(repr, PROFILES))} "
-            f"('smoke' = CI/CPU minutes, 'full' = paper-scale on a GPU)"
+            f"('smoke' = CI seconds, 'book' = the rendered book: committed CPU-trained weights, "
+            f"'full' = paper-scale on a GPU)"
         )
     return profile
 

@@ -11,7 +11,7 @@ Layers, bottom to top (CONTRIBUTING.md, "Package layout"):
 5. ``engine``
 6. ``eval``
 7. ``viz``
-8. ``chapters`` (the notebooks' support)
+8. ``chapters`` (the notebooks' support), ``weights`` (the book's committed weights)
 9. ``bench``, ``cli``, ``__main__``
 
 Every import counts, including those inside functions.
@@ -35,7 +35,7 @@ LAYERS = {
     "engine": 5,
     "eval": 6,
     "viz": 7,
-    "chapters": 8,
+    "chapters": 8, "weights": 8,
     "bench": 9, "cli": 9, "__main__": 9,
 }
 

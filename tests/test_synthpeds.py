@@ -216,7 +216,8 @@ def test_bad_input_errors(tiny):
 
 
 def test_presets_documented():
-    assert set(PRESETS) == {"tiny", "smoke", "market", "partial-reid-like", "partial-ilids-like", "occluded-reid-like"}
+    assert set(PRESETS) == {"tiny", "smoke", "market", "partial-reid-like", "partial-ilids-like", "occluded-reid-like",
+                            "pretrain"}
     d = SynthPeds("tiny").describe()
     assert d["counts"]["train"] == {"images": 32, "ids": 8} and d["version"] == SYNTHPEDS_VERSION
 

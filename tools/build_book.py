@@ -124,7 +124,7 @@ def build() -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default=os.environ.get("REIDLIB_PROFILE", "smoke"), choices=["smoke", "full"])
+    ap.add_argument("--profile", default=os.environ.get("REIDLIB_PROFILE", "smoke"), choices=["smoke", "book", "full"])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--only", nargs="*", help="chapter number prefixes to execute (default: all)")
     ap.add_argument("--no-execute", action="store_true", help="reuse _build/executed")

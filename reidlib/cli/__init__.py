@@ -1,7 +1,7 @@
 """``python -m reidlib``: the command line.
 
 Each sub-command is a module of this package listed in :data:`COMMANDS` (``info``,
-``train`` + ``evaluate``, ``synth``); it exposes ``register(subparsers)`` which adds its
+``train`` + ``evaluate``, ``synth``, ``weights``); it exposes ``register(subparsers)`` which adds its
 parser and sets ``func``.  Benchmarks (``python -m reidlib bench NAME``) live in
 :mod:`reidlib.bench` and are listed in :data:`BENCHES` as ``"module:function"``; the
 function takes the argument list (``list[str]``) and writes its JSON (``--json PATH``)
@@ -19,6 +19,7 @@ from reidlib import __version__
 # sub-command modules, each with register(subparsers)
 COMMANDS: list[str] = [
     "reidlib.cli.info",
+    "reidlib.cli.weights",
     "reidlib.cli.train",
     "reidlib.cli.synth",
 ]

@@ -26,7 +26,7 @@ def register(sub) -> None:
     t.add_argument("--method", required=True, help=f"method name: {', '.join(sorted(METHODS))}")
     t.add_argument("--data", default="synthpeds:smoke",
                    help="dataset spec: synthpeds:<preset> or <name>:<path> (default synthpeds:smoke)")
-    t.add_argument("--profile", default="smoke", choices=("smoke", "full"), help="recipe profile (default smoke)")
+    t.add_argument("--profile", default="smoke", choices=("smoke", "book", "full"), help="recipe profile (default smoke)")
     t.add_argument("--out", required=True, help="run directory, e.g. runs/NAME")
     t.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint (same seed, data and recipe); "
@@ -41,16 +41,23 @@ def register(sub) -> None:
     t.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("evaluate", help="evaluate a trained run under test protocols",
+    e = sub.add_parser("evaluate", help="evaluate a trained run or committed weights under test protocols",
                        description="Evaluate the final weights of a run directory.")
-    e.add_argument("--run", required=True, help="run directory written by `train`")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", help="run directory written by `train`")
+    src.add_argument("--weights", help="a committed model's name (`python -m reidlib weights list`) or its .safetensors file")
     e.add_argument("--protocol", nargs="+", default=["market"],
                    help="protocol names (market, partial-query, partial-gallery, single-shot-trials, crop-sweep, ...)")
-    e.add_argument("--data", default=None, help="dataset spec (default: the run's training dataset)")
+    e.add_argument("--data", default=None,
+                   help="dataset spec, e.g. synthpeds:partial-ilids-like (default: the dataset the run or the "
+                        "weights' manifest record was trained on: its test split)")
+    e.add_argument("--seed", type=int, default=None,
+                   help="SynthPeds seed of the test set (new identities, never seen in training; default: 0)")
     e.add_argument("--device", default="auto")
     e.add_argument("--test-mode", default="resize", choices=("resize", "pad"), help="partial inputs: resize or pad")
     e.add_argument("--batch-size", type=int, default=128)
-    e.add_argument("--json", default=None, help="write the results here (default: <run>/eval.json)")
+    e.add_argument("--json", default=None, help="write the results here (default: <run>/eval.json; with --weights: "
+                                                "print only)")
     e.set_defaults(func=_evaluate)
 
 
@@ -88,8 +95,16 @@ def _evaluate(args) -> int:
     from reidlib.eval.evaluate import evaluate_run
 
     cmd = "python -m reidlib " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    results, out = evaluate_run(args.run, args.protocol, args.data, args.device, args.test_mode, args.batch_size,
-                                args.json, command=cmd)
+    if args.weights:
+        from reidlib.weights import evaluate_weights
+
+        results, out = evaluate_weights(args.weights, args.protocol, args.data, seed=args.seed, device=args.device,
+                                        test_mode=args.test_mode, batch_size=args.batch_size, json_path=args.json,
+                                        command=cmd)
+    else:
+        results, out = evaluate_run(args.run, args.protocol, args.data, args.device, args.test_mode, args.batch_size,
+                                    args.json, command=cmd, seed=args.seed)
     print(format_results(results))
-    print(f"\nresults written to {out}")
+    if out is not None:
+        print(f"\nresults written to {out}")
     return 0

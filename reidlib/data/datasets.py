@@ -320,8 +320,8 @@ _ALIASES = {
 def build_dataset(spec: str, root: str | Path | None = None, **kwargs) -> ReIDDataset:
     """A dataset from a spec string.
 
-    * ``"synthpeds:<preset>"`` -- ``reidlib.data.synthpeds.SynthPeds(preset, **kwargs)``
-      (e.g. ``"synthpeds:smoke"``, ``"synthpeds:partial-reid-like"``);
+    * ``"synthpeds:<preset>[@HxW]"`` -- ``reidlib.data.synthpeds.SynthPeds(preset, size=HxW, **kwargs)``
+      (e.g. ``"synthpeds:smoke"``, ``"synthpeds:partial-reid-like"``, ``"synthpeds:market@128x64"``);
     * ``"<name>:<path>"`` -- a real dataset, ``<name>`` one of :data:`DATASETS`
       (``"market1501:/data/Market-1501-v15.09.15"``, ``"partial-reid:/data"``); or
       ``"<name>"`` with ``root=`` given.
@@ -338,7 +338,10 @@ def build_dataset(spec: str, root: str | Path | None = None, **kwargs) -> ReIDDa
             raise ValueError(f"dataset spec {spec!r}: expected 'synthpeds:<preset>', e.g. 'synthpeds:smoke'")
         from reidlib.data.synthpeds import SynthPeds  # lazy: written concurrently, heavier import
 
-        return SynthPeds(arg, **kwargs)
+        preset, _, size = arg.partition("@")  # "market@128x64": a preset at another size
+        if size:
+            kwargs.setdefault("size", size)
+        return SynthPeds(preset, **kwargs)
     key = _ALIASES.get(key, key)
     if key not in DATASETS:
         raise ValueError(

@@ -32,13 +32,13 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from reidlib.methods.base import RUNTIME_FIELDS, Method, TrainConfig, recipe_hash
 from reidlib.methods.registry import get_method
 
 __all__ = ["RunDir", "RunStore", "FitResult", "LoadedRun", "load_run", "read_log", "train_stages",
-           "identity_differences", "PIPELINE_FILE"]
+           "identity_differences", "file_digest", "PIPELINE_FILE"]
 
 PIPELINE_FILE = "pipeline.json"
 
@@ -274,11 +274,28 @@ class RunStore:
         self.device, self.profile, self.progress = device, profile, progress
 
     def path(self, name: str, method_cls: type[Method], cfg: TrainConfig, dataset_spec: str | None,
-             seed: int) -> Path:
-        return self.root / f"{name}-{recipe_hash(cfg, method_cls.name, dataset_spec, int(seed))}"
+             seed: int, inputs: Sequence[str | os.PathLike] = ()) -> Path:
+        """``<root>/<name>-<hash>``; ``inputs`` (files the recipe starts from, e.g. another run's
+        weights) join the key by their contents, so a retrained input gives a new run."""
+        parts = [method_cls.name, dataset_spec, int(seed)] + ([file_digest(p) for p in inputs] if inputs else [])
+        return self.root / f"{name}-{recipe_hash(cfg, *parts)}"
 
     def fit(self, name: str, method_cls: type[Method], cfg: TrainConfig, dataset, *, seed: int = 0,
-            dataset_spec: str | None = None) -> FitResult:
-        d = self.path(name, method_cls, cfg, dataset_spec, seed)
+            dataset_spec: str | None = None, inputs: Sequence[str | os.PathLike] = ()) -> FitResult:
+        d = self.path(name, method_cls, cfg, dataset_spec, seed, inputs)
         return train_stages(method_cls, cfg, dataset, d, seed=seed, device=self.device, resume=d.exists(),
                             progress=self.progress, profile=self.profile, dataset_spec=dataset_spec)
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's contents (a missing file is an error naming it)."""
+    import hashlib
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p} is missing (expected a weights file another run wrote)")
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

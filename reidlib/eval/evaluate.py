@@ -257,10 +257,11 @@ def evaluate(model_or_features, dataset, protocols, *, method: str | None = None
 
 
 def evaluate_run(run, protocols, data: str | None = None, device: str = "auto", test_mode: str = "resize",
-                 batch_size: int = 128, json_path=None, command: str | None = None):
+                 batch_size: int = 128, json_path=None, command: str | None = None, seed: int | None = None):
     """Evaluate a finished run (its folder alone: :func:`reidlib.engine.runs.load_run`) under
     ``protocols`` on ``data`` (default: the dataset the run was trained on); the results are
-    saved to ``json_path`` (default ``<run>/eval.json``).  Returns ``(results, path)``."""
+    saved to ``json_path`` (default ``<run>/eval.json``).  ``seed``: the SynthPeds seed of the test
+    set (new identities).  Returns ``(results, path)``."""
     from pathlib import Path
 
     from reidlib.data.datasets import build_dataset
@@ -272,7 +273,7 @@ def evaluate_run(run, protocols, data: str | None = None, device: str = "auto", 
     spec = data or rc.get("dataset")
     if not spec or ":" not in str(spec):
         raise ValueError(f"the run {run} does not record a dataset spec ({spec!r}); pass --data, e.g. synthpeds:smoke")
-    dataset = build_dataset(spec)
+    dataset = build_dataset(spec, **({"seed": seed} if seed is not None else {}))
     results = evaluate(loaded.model, dataset, list(protocols), method=loaded.method.name, profile=rc.get("profile"),
                        device=device, test_mode=test_mode, batch_size=batch_size,
                        image_size=tuple(rc["train_config"]["image_size"]))

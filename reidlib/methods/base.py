@@ -43,6 +43,7 @@ __all__ = [
     "recipe_hash",
     "RUNTIME_FIELDS",
     "relabelled_image_dataset",
+    "weights_path",
 ]
 
 #: TrainConfig fields that do not change what is computed (they may change when a run resumes,
@@ -440,6 +441,21 @@ def parse_overrides(overrides: Mapping | Sequence[str] | None, cfg: TrainConfig,
     new = cfg.replace(**kw, extra=extra)
     settings = settings_cls.from_dict(extra, where=where)
     return new.replace(extra=settings.to_dict()) if settings_cls is not Settings else new
+
+
+# ----------------------------------------------------------------------------- weights paths
+def weights_path(path: str | Path | None) -> Path | None:
+    """A weights-file setting as a path: absolute as given; relative to the project root
+    (``weights/book/...`` in the book profile's recipes), so that it does not depend on the
+    working directory (notebooks run in ``notebooks/``)."""
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    from reidlib.config import find_project_root
+
+    return find_project_root(Path(__file__).parent) / p
 
 
 # ----------------------------------------------------------------------------- the standard batch

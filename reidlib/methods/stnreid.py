@@ -24,7 +24,7 @@ from torch import nn
 
 from reidlib.losses import CrossEntropyLabelSmooth, TripletLoss
 from reidlib.losses.stnreid import stnreid_loss, theta_regression_loss
-from reidlib.methods.base import Method, Settings, TrainConfig
+from reidlib.methods.base import Method, Settings, TrainConfig, weights_path
 from reidlib.methods.base import setting as _field  # one of the settings is named `setting`
 from reidlib.models.base import unwrap as _unwrap
 from reidlib.models.baseline import Baseline
@@ -221,17 +221,17 @@ class STNReIDMethod(Method):
 
     def build_model(self, init: bool = True) -> STNReID:
         c, s = self.cfg, self.settings
-        init_reid = s.reid_weights if init else None
+        init_reid = weights_path(s.reid_weights) if init else None
         reid = Baseline(
             self.num_classes, backbone=c.backbone, pretrained=bool(c.pretrained and init and not init_reid),
-            last_stride=c.last_stride, weights=s.backbone_weights if init else None, neck_feat=s.neck_feat,
+            last_stride=c.last_stride, weights=weights_path(s.backbone_weights) if init else None, neck_feat=s.neck_feat,
             metric=s.metric,
         )
         if init_reid:
             load_reid_init(reid, init_reid)
         stn = LocalizationNet(c.image_size)
         if self.stage == 2 and init:
-            _load_stn_into(stn, s.stn_weights)
+            _load_stn_into(stn, weights_path(s.stn_weights))
         return STNReID(reid, stn=stn, image_size=c.image_size, freeze_stn=self.stage == 2,
                        shortlist=s.shortlist, batch_pairs=s.batch_pairs, metric=s.metric)
 

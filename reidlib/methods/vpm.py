@@ -30,7 +30,7 @@ from reidlib.losses.vpm import (
     visible_identity_loss,
     vpm_total_loss,
 )
-from reidlib.methods.base import Method, Settings, Stage, TrainConfig, setting
+from reidlib.methods.base import Method, Settings, Stage, TrainConfig, setting, weights_path
 from reidlib.models.vpm import VPM, check_grid
 
 __all__ = ["VPMVariant", "VPM_VARIANTS", "VPM_CROPS", "vpm_crop_spec", "VPMSettings", "VPMMethod"]
@@ -212,11 +212,11 @@ class VPMMethod(Method):
         model = VPM(self.num_classes, parts=self.parts, backbone=c.backbone,
                     pretrained=c.pretrained and init and s.init_weights is None, last_stride=c.last_stride,
                     reduce_dim=s.reduce_dim, test_visibility=s.test_visibility,
-                    weights=s.backbone_weights if init and s.init_weights is None else None)
+                    weights=weights_path(s.backbone_weights) if init and s.init_weights is None else None)
         if from_stage1:
             from reidlib.models.backbones import load_state_dict_file
 
-            sd = load_state_dict_file(s.init_weights)
+            sd = load_state_dict_file(weights_path(s.init_weights))
             missing, unexpected = model.load_state_dict(sd, strict=False)
             if missing or unexpected:
                 raise ValueError(f"VPM init_weights={s.init_weights!r} does not fit this VPM ({self.parts}, "

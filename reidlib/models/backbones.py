@@ -35,6 +35,8 @@ _ARCHS: dict[str, tuple[Callable[[], tv_resnet.ResNet], str | None]] = {
     # The same at a quarter of the width (16-32-64-128 channels, ~1/14 of resnet10's FLOPs):
     # the CPU smoke profile's backbone.  No ImageNet weights.
     "resnet10s": (lambda: narrow_resnet((16, 32, 64, 128), (1, 1, 1, 1)), None),
+    # Half of resnet10's width (32-64-128-256): a candidate for the book profile's backbone.
+    "resnet10m": (lambda: narrow_resnet((32, 64, 128, 256), (1, 1, 1, 1)), None),
 }
 
 

@@ -53,11 +53,12 @@ Modules: :mod:`.calibration` (version and the difficulty knobs), :mod:`.identity
 
 from .calibration import CALIBRATION, SYNTHPEDS_VERSION, Calibration
 from .dataset import (
-    ID_SLICES, NUM_CAMERAS, PRESETS, SIZES, SPLITS, Preset, SynthPeds, dataset_for_uri, read_uri, read_uri_mask,
+    ID_SLICES, NUM_CAMERAS, PRESETS, PRETRAIN_SEED, SIZES, SPLITS, Preset, SynthPeds, dataset_for_uri, read_uri,
+    read_uri_mask,
 )
 from .identity import REGIONS
 
 __all__ = [
-    "SynthPeds", "PRESETS", "Preset", "SIZES", "SPLITS", "NUM_CAMERAS", "ID_SLICES", "REGIONS",
+    "SynthPeds", "PRESETS", "PRETRAIN_SEED", "Preset", "SIZES", "SPLITS", "NUM_CAMERAS", "ID_SLICES", "REGIONS",
     "SYNTHPEDS_VERSION", "CALIBRATION", "Calibration", "read_uri", "read_uri_mask", "dataset_for_uri",
 ]

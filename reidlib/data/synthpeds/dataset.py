@@ -59,6 +59,12 @@ class Preset:
     gallery_other_cams: bool = False  # gallery avoids the id's query cameras (smoke)
     per_id: tuple[int, int] = (0, 0)  # partial/occluded: (queries, gallery) per id
     crop: str | None = None  # partial: crop strategy name in reidlib.data.partial.STRATEGIES
+    seed: int | None = None  # a population of its own: this seed only (the pretraining preset)
+
+
+#: The seed of the pretraining population (``"pretrain"``): no other preset may use it, so the
+#: pretrained backbone has seen no identity of any evaluation set, whatever its seed.
+PRETRAIN_SEED = 1_000_003
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
@@ -77,6 +83,10 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            test_ids=ID_SLICES["partial-ilids-like"], per_id=(1, 1), crop="partial-ilids-like"),
     Preset("occluded-reid-like", "occluded", SIZES["market"], "Occluded-REID-like: 200 ids x (5 occluded + 5 whole)",
            test_ids=ID_SLICES["occluded-reid-like"], per_id=(5, 5)),
+    Preset("pretrain", "market", SIZES["smoke"],
+           "the pretraining population (the offline stand-in for ImageNet): 751 ids of its own seed, 128x64",
+           train_ids=(0, 751), test_ids=(751, 100), n_train=12016, n_query=150, n_gallery=660, n_distractors=60,
+           n_junk=8, query_per_id=(1, 2), gallery_other_cams=True, seed=PRETRAIN_SEED),
 )}
 
 URI_RE = re.compile(r"^synthpeds://(?P<token>[a-z0-9-]+(?:@\d+x\d+)?)/s(?P<seed>\d+)/v(?P<version>\d+)/(?P<split>[a-z_]+)/(?P<index>\d+)$")
@@ -220,7 +230,9 @@ class SynthPeds(ReIDDataset):
         preset: one of :data:`PRESETS` -- ``"tiny"`` (unit tests), ``"smoke"`` (100 training
             ids, 128x64), ``"market"`` (Market-1501's shape and size, 256x128),
             ``"partial-reid-like"``, ``"partial-ilids-like"``, ``"occluded-reid-like"``.
-        seed: the benchmark seed (identities, cameras, layout, every image).
+        seed: the benchmark seed (identities, cameras, layout, every image); default 0.  The
+            ``"pretrain"`` preset has its own seed (:data:`PRETRAIN_SEED`), which no other preset
+            may use: the pretrained backbone never sees an evaluation identity.
         size: output size: ``None`` (the preset's own), ``"smoke"`` (128x64), ``"market"``
             (256x128), ``"HxW"`` or ``(H, W)``.  E.g. ``SynthPeds("partial-reid-like", size="smoke")``
             gives the partial test set at the smoke size.  Partial crops keep their native size.
@@ -238,11 +250,19 @@ class SynthPeds(ReIDDataset):
 
     name = "synthpeds"
 
-    def __init__(self, preset: str = "smoke", seed: int = 0, size=None, version: int = SYNTHPEDS_VERSION,
+    def __init__(self, preset: str = "smoke", seed: int | None = None, size=None, version: int = SYNTHPEDS_VERSION,
                  cache_mb: float = 64.0):
         self.preset = _preset(preset)
+        fixed = self.preset.seed
+        if seed is None:
+            seed = fixed if fixed is not None else 0
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed={seed!r}: expected a non-negative int")
+        if fixed is not None and seed != fixed:
+            raise ValueError(f"SynthPeds preset {preset!r} is a population of its own: its seed is {fixed}, got seed={seed}")
+        if fixed is None and seed == PRETRAIN_SEED:
+            raise ValueError(f"seed={seed} is reserved for the pretraining population (preset 'pretrain'); "
+                             f"choose another seed for {preset!r}")
         if version != SYNTHPEDS_VERSION:
             raise ValueError(f"SynthPeds version {version!r} is not available: this reidlib renders version {SYNTHPEDS_VERSION} only")
         self.seed = int(seed)
