@@ -8,7 +8,7 @@ DEVICE ?= auto
 # notebooks nbval re-runs and whose NBVAL_CHECK_OUTPUT cells it compares with papermill's outputs
 NBVAL_CHAPTERS ?= 00 01 02
 
-.PHONY: env book execute html test unit nbval bench clean
+.PHONY: env book execute html test unit nbval bench weights verify-weights clean
 
 env: $(VENV)/.installed
 
@@ -37,6 +37,13 @@ unit: env
 
 nbval: env
 	$(BIN)/python tools/run_nbval.py --chapters $(NBVAL_CHAPTERS)
+
+## make weights: train every committed book model that is missing or stale (CPU hours; resumes)
+weights: env
+	$(BIN)/python -m reidlib weights train --all
+
+verify-weights: env
+	$(BIN)/python -m reidlib weights verify
 
 bench: env
 	$(BIN)/python -m reidlib bench eval

@@ -117,7 +117,14 @@ class TrainRecord:
     recipe: dict = field(default_factory=dict)
     log: list = field(default_factory=list)  # the per-epoch training records (every stage)
 
+    @property
+    def committed(self) -> bool:
+        """Loaded from the book's committed weights (``weights/book/``) rather than a run folder."""
+        return self.run_dir.suffix == ".safetensors"
+
     def describe(self) -> str:
+        if self.committed:
+            return f"committed weights ({self.run_dir.name}), trained once in {self.train_time_s:.0f} s"
         return "reused a finished run" if self.reused else f"trained in {self.train_time_s:.0f} s"
 
 
@@ -160,12 +167,12 @@ class Chapter:
         if self.cfg.profile == "book" and not self.retrain:
             # the book evaluates its committed weights; a missing or stale file stops the chapter
             # with one message naming it and the command that retrains it
-            from reidlib.weights import load_committed
+            from reidlib.weights import load_committed, registry
 
-            model, _, rec = load_committed(f"{self.chapter}/{name}", str(self.cfg.device), recipe=recipe)
-            self.trained[name] = TrainRecord(name, Path(rec["file"]) if "file" in rec else self.root / "weights",
-                                             True, rec["wall_time_s"], round(time.perf_counter() - t0, 1),
-                                             recipe.to_dict(), rec.get("log", []))
+            key = f"{self.chapter}/{name}"
+            model, _, rec = load_committed(key, str(self.cfg.device), recipe=recipe)
+            self.trained[name] = TrainRecord(name, registry()[key].file, True, rec["wall_time_s"],
+                                             round(time.perf_counter() - t0, 1), recipe.to_dict(), rec.get("log", []))
             self._models[name] = model
             return model
         dataset = dataset if dataset is not None else self.data.train

@@ -238,7 +238,8 @@ def train_weights(name: str, device: str = "auto", progress: bool = True, overwr
         "wall_time_s": fit.train_time_s, "seconds_this_call": round(time.perf_counter() - t0, 1),
         "images_seen": int(sum(e["images"] for e in log)), "epochs": len(log),
         "final_loss": log[-1]["loss"] if log else None, "dtype": "float16",
-        "bytes": spec.file.stat().st_size, "sha256": file_digest(spec.file), "run": str(fit.run_dir),
+        "bytes": spec.file.stat().st_size, "sha256": file_digest(spec.file),
+        "log": [{k: e[k] for k in e if k not in ("event",)} for e in log],  # per-epoch training records
     }
     manifest = read_manifest()
     manifest["models"][name] = record

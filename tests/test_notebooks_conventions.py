@@ -51,7 +51,13 @@ def test_parameters_cell(nb_path):
         if isinstance(node, ast.Assign):
             for t in node.targets:
                 assigned[t.id] = ast.unparse(node.value)
-    assert set(assigned) == PARAMS, f"{nb_path.name}: parameters cell assigns {sorted(assigned)}, expected {sorted(PARAMS)}"
+    trains = "Chapter(" in "\n".join(c.source for c in code[1:])
+    expected = PARAMS | {"retrain"} if trains else PARAMS
+    assert set(assigned) == expected, (f"{nb_path.name}: parameters cell assigns {sorted(assigned)}, expected "
+                                       f"{sorted(expected)}" + (" (a chapter that trains takes retrain)" if trains else ""))
+    if trains:
+        assert assigned["retrain"] == "False", f"{nb_path.name}: retrain defaults to False (book: committed weights)"
+        assert "retrain=retrain" in "\n".join(c.source for c in code[1:]), f"{nb_path.name}: pass retrain to Chapter"
     assert assigned["profile"] == "default_profile()"
     assert assigned["device"] == "'auto'"
     assert assigned["data_root"] == "None"
