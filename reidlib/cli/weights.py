@@ -41,6 +41,7 @@ def _list(args) -> int:
 
 
 def _train(args) -> int:
+    from reidlib.engine.trainer import TrainingInterrupted
     from reidlib.weights import WeightsError, read_manifest, registry, status, train_weights
 
     reg = registry()
@@ -61,6 +62,9 @@ def _train(args) -> int:
         except WeightsError as e:
             print(f"weights train: {e}", file=sys.stderr)
             return 1
+        except TrainingInterrupted as e:  # SIGINT/SIGTERM: a checkpoint was written; the same command resumes
+            print(f"weights train: {e}; run `python -m reidlib weights train {n}` again to continue", file=sys.stderr)
+            return 130
         print(f"{n}: {rec['wall_time_s']:.0f} s of training, {rec['images_seen']:,} images, final loss "
               f"{rec['final_loss']:.4f}, {rec['bytes'] / 1e6:.2f} MB")
     return 0

@@ -79,7 +79,7 @@ class BaselineMethod(Method):
             )
         if profile == "book":
             # CPU minutes from the SynthPeds-pretrained backbone (the papers start from ImageNet):
-            # 10 epochs of the 12,936 training images (129k images seen), the tricks as in full,
+            # 10 epochs of PK batches over the 12,936 training images (116k images seen), the tricks as in full,
             # the rate of the paper for a pretrained start, x0.1 for the last 3 epochs.
             return TrainConfig(
                 **book_recipe_defaults(), epochs=10, batch_p=16, batch_k=4, optimizer="adam", lr=3.5e-4,

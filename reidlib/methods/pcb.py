@@ -65,15 +65,16 @@ class PCBMethod(Method):
                 extra={**extra, "reduced_dim": 128},
             )
         if profile == "book":
-            # the baseline's book budget (10 epochs of 12,936 images) from the same pretrained
-            # backbone; SGD as in PCB's recipe, the backbone at a tenth of the new layers' rate
+            # the baseline's book budget from the same pretrained backbone: 10 epochs of 182
+            # batches of 64 (116k images, as many as the baseline's PK batches give); SGD as in
+            # PCB's recipe, the backbone at a tenth of the new layers' rate
             from reidlib.methods.baseline import BOOK_BACKBONE_WEIGHTS, book_recipe_defaults
 
             return TrainConfig(
                 **book_recipe_defaults(), epochs=10, batch_p=16, batch_k=4, sampler="random", optimizer="sgd",
                 lr=0.05, momentum=0.9, weight_decay=5e-4, backbone_lr_mult=0.1, scheduler="step", milestones=(7,),
                 gamma=0.1, warmup_epochs=1, warmup_factor=0.1, random_erasing=0.0, flip=0.5, pad=5,
-                extra={**extra, "reduced_dim": 128, "backbone_weights": BOOK_BACKBONE_WEIGHTS},
+                max_iters_per_epoch=182, extra={**extra, "reduced_dim": 128, "backbone_weights": BOOK_BACKBONE_WEIGHTS},
             )
         raise ValueError(f"unknown profile {profile!r}: PCB has recipes 'smoke', 'book' and 'full'")
 
