@@ -66,7 +66,7 @@ class ChapterData:
         from reidlib.data.synthpeds import SynthPeds
 
         def redraw(ds):
-            return SynthPeds(ds.preset.name, seed=int(seed), size=tuple(ds.size), version=ds.version)
+            return SynthPeds(ds.preset.name, seed=int(seed), size=tuple(ds.size), version=ds.version, cache_mb=ds.cache_mb)
 
         suffix = f" (test seed {int(seed)})"
         return ChapterData(redraw(self.train), {k: redraw(v) for k, v in self.tests.items()},

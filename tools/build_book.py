@@ -129,7 +129,14 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="*", help="chapter number prefixes to execute (default: all)")
     ap.add_argument("--no-execute", action="store_true", help="reuse _build/executed")
     ap.add_argument("--no-build", action="store_true", help="execute only")
+    ap.add_argument("--executed-dir", default=None,
+                    help="where the executed notebooks go (default _build/executed; with --no-build only)")
     args = ap.parse_args(argv)
+    if args.executed_dir:
+        if not args.no_build:
+            ap.error("--executed-dir goes with --no-build (the HTML book renders _build/executed)")
+        global EXECUTED
+        EXECUTED = Path(args.executed_dir).resolve()
     nbs = toc_notebooks()
     if args.only:
         nbs = [nb for nb in nbs if any(nb.name.startswith(p) for p in args.only)]

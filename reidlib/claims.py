@@ -1,0 +1,712 @@
+"""The papers' claims as data, and the scoreboard of what reproduced.
+
+A :class:`Claim` is one sentence of a paper that a chapter can test: its id (``"vpm.t1.beats-baseline"``),
+the chapter that tests it, the paper (a :data:`reidlib.reported.PAPERS` key), where it stands
+(``"Table 1"``), the sentence itself (``quote``, copied from the paper; the pieces of a quote that
+joins two sentences are separated by ``" [...] "``), the number(s) the paper reports (``reported``,
+from :mod:`reidlib.reported`), our one-line reading of it (``statement``), the keys of the measured
+numbers it reads (``needs``) and ``check``: a pure function of a plain ``dict`` of numbers (the
+chapter's measurements on one test set) to a :class:`Verdict` ``(holds, measured, evidence)``.
+
+:data:`CLAIMS` holds every claim of chapters 03-05 by id. A chapter assembles one measured dict
+per test seed and calls :func:`evaluate_claims`; a claim *holds* only if its check holds on every
+seed, and on at least ``min_seeds`` of them (3 on SynthPeds: the chapter's seed and two more test
+populations, new identities, cameras and backgrounds, scored with the models trained on the
+chapter's seed). :func:`write_claims` merges a chapter's rows into ``results/<profile>/claims.json``
+(the one results schema of :mod:`reidlib.provenance`), keeping the other chapters' rows.
+
+The measured keys (percentages for Rank-1, as the tables print them; counts as numbers):
+
+* chapter 03: ``t1.<model>.r1@<gamma>`` (crop sweep, top crops; ``model`` in ``baseline``, ``pcb``;
+  ``gamma`` printed with one decimal, ``"0.5"`` ... ``"1.0"``), ``t1.n_query``;
+  ``t1a.pad.r1``, ``t1a.resize.r1``, ``t1a.n_query`` (the baseline on the Partial-REID look-alike);
+* chapter 04: the same ``t1.<model>.r1@<gamma>`` with ``model`` in ``baseline``, ``pcb`` (read from
+  chapter 03), ``vpm`` (p = 6, top crops), ``vpm_p<p>`` (Fig. 4's models, ``vpm_p6`` being ``vpm``),
+  ``vpm_p1`` (the one-region control); ``t2.<crop>.<set>.r1`` (``crop`` in ``top``, ``bottom``,
+  ``bilateral``; ``set`` in ``reid``, ``ilids``); ``t3.<variant>.ilids.r1`` (``variant`` in ``vpm``,
+  ``no-triplet``, ``mvpm-1`` ... ``mvpm-4``), ``t3.vpm.market.r1``, ``t3.mvpm-1.market.r1``,
+  ``t3.market.n_query``;
+* chapter 05: ``t2.<ep>.with.r1`` / ``t2.<ep>.without.r1`` (``ep`` in ``ep1``, ``ep5``; Partial-REID
+  look-alike), ``t3.<mode>.<set>.r1`` (``mode`` in ``pm``, ``mm``, with the STN), ``iou.ep1`` and
+  ``iou.identity`` (mean box IoU with the true crop box).
+
+Rules (the same for every claim):
+
+* **beats / exceeds / below** compare the point estimates strictly (``a > b``); the evidence gives
+  the margin and, where the number of queries is known, the noise below.
+* **within noise** (a tie): the two Rank-1 rates differ by at most one binomial standard error of a
+  difference of two rates on the same ``n`` queries, ``sqrt(2 p (1 - p) / n)`` with ``p`` their
+  mean (:func:`noise_points`); only ``ppcl.t1a.resize-vs-pad`` ("ties or beats") uses it.
+* **within 1 point** (``vpm.t3.mvpm1-holistic``) is the paper's own tolerance, taken literally.
+* **loses less** compares absolute Rank-1 points lost from gamma 1.0 to gamma 0.5.
+
+This module imports only the standard library and :mod:`reidlib.reported` (and, inside
+:func:`write_claims` / :func:`read_claims`, :mod:`reidlib.provenance`, the results writer).
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Callable, Iterable, Mapping
+
+from reidlib.reported import FIGURES_WITHOUT_NUMBERS, PAPERS, lookup
+
+__all__ = [
+    "CHAPTERS",
+    "CLAIMS",
+    "GAMMAS",
+    "MARK",
+    "Claim",
+    "MissingMeasurement",
+    "Verdict",
+    "chapter_claims",
+    "claim",
+    "claims_sentence",
+    "evaluate_claims",
+    "measured_of",
+    "noise_points",
+    "read_claims",
+    "sweep_key",
+    "within_noise",
+    "write_claims",
+]
+
+#: the crop ratios of VPM's Table 1 (the crop sweep)
+GAMMAS = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+#: the scoreboard's marks: ``MARK[holds]``
+MARK = {True: "✓", False: "✗"}
+
+#: the chapters that hold claims, in book order
+CHAPTERS = ("03_holistic_models_fail", "04_vpm", "05_stnreid")
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check found on one test set: whether the claim holds, the measured number(s) as a
+    short string, and one line of evidence (why it holds or fails)."""
+
+    holds: bool
+    measured: str
+    evidence: str
+
+
+class MissingMeasurement(KeyError):
+    """A check asked for a measured key that the chapter did not provide."""
+
+    def __init__(self, key: str, available: Iterable[str] = ()):
+        self.key = key
+        avail = sorted(available)
+        hint = f"; given: {', '.join(avail[:12])}{' ...' if len(avail) > 12 else ''}" if avail else "; given: nothing"
+        super().__init__(f"measured key {key!r} is missing{hint}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim a chapter tests (see the module docstring).
+
+    ``needs`` documents the measured keys the check reads (``<gamma>`` / ``<p>`` stand for every
+    value it reads); ``check(measured) -> Verdict`` is pure and raises :class:`MissingMeasurement`
+    when a key is missing.
+    """
+
+    id: str
+    chapter: str
+    paper: str
+    where: str
+    statement: str
+    quote: str
+    reported: str
+    needs: tuple[str, ...]
+    check: Callable[[Mapping[str, float]], Verdict] = field(compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.paper not in PAPERS:
+            raise ValueError(f"Claim {self.id!r}: unknown paper {self.paper!r}; accepted: {', '.join(PAPERS)}")
+        if self.chapter not in CHAPTERS:
+            raise ValueError(f"Claim {self.id!r}: unknown chapter {self.chapter!r}; accepted: {', '.join(CHAPTERS)}")
+        if not self.quote.strip():
+            raise ValueError(f"Claim {self.id!r}: quote the paper's sentence")
+
+    @property
+    def source(self) -> str:
+        """Caption-ready, e.g. ``"VPM (CVPR'19) Table 1"``."""
+        return f"{PAPERS[self.paper].label} {self.where}"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def sweep_key(model: str, gamma: float) -> str:
+    """The measured key of a crop-sweep Rank-1: ``sweep_key("vpm", 0.5) == "t1.vpm.r1@0.5"``."""
+    return f"t1.{model}.r1@{float(gamma):.1f}"
+
+
+def noise_points(r1_a: float, r1_b: float, n: float) -> float:
+    """One binomial standard error of the difference of two Rank-1 rates (in points, like the
+    rates): ``100 sqrt(2 p (1 - p) / n)`` with ``p`` the mean of the two rates (as fractions)."""
+    if not n or n <= 0:
+        raise ValueError(f"noise_points: n must be a positive number of queries, got {n!r}")
+    p = min(max((r1_a + r1_b) / 200.0, 0.0), 1.0)
+    return 100.0 * math.sqrt(2.0 * p * (1.0 - p) / n)
+
+
+def within_noise(r1_a: float, r1_b: float, n: float) -> bool:
+    """True when two Rank-1 rates on ``n`` queries differ by at most :func:`noise_points`."""
+    return abs(r1_a - r1_b) <= noise_points(r1_a, r1_b, n) + 1e-9
+
+
+def _get(m: Mapping[str, float], key: str) -> float:
+    if key not in m:
+        raise MissingMeasurement(key, m.keys())
+    v = m[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        raise ValueError(f"measured {key!r} must be a finite number, got {v!r}")
+    return float(v)
+
+
+def _noise_note(m, a: float, b: float, n_key: str) -> str:
+    if n_key in m and m[n_key]:
+        return f"; noise ±{noise_points(a, b, float(m[n_key])):.1f}"
+    return ""
+
+
+def _g(g: float) -> str:
+    return f"{float(g):.1f}"
+
+
+def _gammas_of(m: Mapping[str, float], model: str) -> list[float]:
+    pat = re.compile(rf"^t1\.{re.escape(model)}\.r1@([0-9.]+)$")
+    return sorted(float(x.group(1)) for k in m for x in [pat.match(k)] if x)
+
+
+def _r(x: float) -> str:
+    return f"{x:.1f}"
+
+
+# --------------------------------------------------------------------------- chapter 03 checks
+
+
+def _pcb_collapses(m) -> Verdict:
+    gs = (0.5, 0.6, 0.7)
+    pcb = {g: _get(m, sweep_key("pcb", g)) for g in gs}
+    base = {g: _get(m, sweep_key("baseline", g)) for g in gs}
+    measured = "PCB / baseline R-1: " + ", ".join(f"{_r(pcb[g])} / {_r(base[g])} (γ {_g(g)})" for g in gs)
+    bad = [g for g in gs if not pcb[g] < base[g]]
+    if not bad:
+        gaps = [base[g] - pcb[g] for g in gs]
+        return Verdict(True, measured, f"PCB below the baseline at every γ ≤ 0.7, by {min(gaps):.1f} to {max(gaps):.1f} points")
+    return Verdict(False, measured, "PCB not below the baseline at " + ", ".join(
+        f"γ {_g(g)} ({pcb[g] - base[g]:+.1f} points)" for g in bad))
+
+
+def _resize_vs_pad(m) -> Verdict:
+    pad, resize, n = _get(m, "t1a.pad.r1"), _get(m, "t1a.resize.r1"), _get(m, "t1a.n_query")
+    se, d = noise_points(pad, resize, n), resize - pad
+    measured = f"R-1 Resize {_r(resize)}, Pad {_r(pad)} ({n:.0f} queries)"
+    if abs(d) <= se + 1e-9:
+        return Verdict(True, measured, f"a tie within noise: Resize − Pad = {d:+.1f} points, noise ±{se:.1f}")
+    if d > 0:
+        return Verdict(True, measured, f"Resize beats Pad by {d:.1f} points (noise ±{se:.1f})")
+    return Verdict(False, measured, f"Pad beats Resize by {-d:.1f} points, beyond the noise ±{se:.1f}")
+
+
+# --------------------------------------------------------------------------- chapter 04 checks
+
+
+def _beats_baseline(m) -> Verdict:
+    vpm = {g: _get(m, sweep_key("vpm", g)) for g in GAMMAS}
+    base = {g: _get(m, sweep_key("baseline", g)) for g in GAMMAS}
+    d = {g: vpm[g] - base[g] for g in GAMMAS}
+    measured = "VPM − baseline R-1: " + ", ".join(f"{d[g]:+.1f}" for g in GAMMAS) + " (γ 0.5 … 1.0)"
+    bad = [g for g in GAMMAS if not d[g] > 0]
+    if not bad:
+        return Verdict(True, measured, f"VPM ahead at every γ, by {min(d.values()):.1f} to {max(d.values()):.1f} points")
+    return Verdict(False, measured, f"VPM not ahead at γ {', '.join(_g(g) for g in bad)} "
+                   f"(VPM {_r(vpm[1.0])} vs baseline {_r(base[1.0])} at γ 1.0)")
+
+
+def _graceful(m) -> Verdict:
+    loss = {k: _get(m, sweep_key(k, 1.0)) - _get(m, sweep_key(k, 0.5)) for k in ("vpm", "baseline", "pcb")}
+    measured = (f"R-1 lost from γ 1.0 to 0.5: VPM {_r(loss['vpm'])}, baseline {_r(loss['baseline'])}, "
+                f"PCB {_r(loss['pcb'])}")
+    start = (f"from R-1 {_r(_get(m, sweep_key('vpm', 1.0)))} / {_r(_get(m, sweep_key('baseline', 1.0)))} / "
+             f"{_r(_get(m, sweep_key('pcb', 1.0)))} at γ 1.0")
+    ok_vb, ok_bp = loss["vpm"] < loss["baseline"], loss["baseline"] < loss["pcb"]
+    if ok_vb and ok_bp:
+        return Verdict(True, measured, f"VPM < baseline < PCB in points lost ({start})")
+    why = []
+    if not ok_vb:
+        why.append(f"VPM loses {loss['vpm'] - loss['baseline']:+.1f} points more than the baseline")
+    if not ok_bp:
+        why.append(f"the baseline loses {loss['baseline'] - loss['pcb']:+.1f} points more than PCB")
+    return Verdict(False, measured, "; ".join(why) + f" ({start})")
+
+
+def _fig4_models(m) -> dict[int, list[float]]:
+    ps = sorted({int(x.group(1)) for k in m for x in [re.match(r"^t1\.vpm_p(\d+)\.r1@", k)] if x} - {1})
+    return {p: _gammas_of(m, f"vpm_p{p}") for p in ps}
+
+
+def _every_p(m) -> Verdict:
+    models = _fig4_models(m)
+    if not models:
+        raise MissingMeasurement("t1.vpm_p<p>.r1@<gamma>", m.keys())
+    base = {g: _get(m, sweep_key("baseline", g)) for g in GAMMAS}
+    worst = {}
+    bad = []
+    for p in models:
+        for g in GAMMAS:
+            d = _get(m, sweep_key(f"vpm_p{p}", g)) - base[g]
+            worst[p] = min(worst.get(p, math.inf), d)
+            if not d > 0:
+                bad.append((p, g))
+    measured = "smallest VPM − baseline R-1 over γ: " + ", ".join(f"p = {p}: {worst[p]:+.1f}" for p in models)
+    if not bad:
+        return Verdict(True, measured, f"every p ({', '.join(map(str, models))}) ahead at every γ")
+    return Verdict(False, measured, f"behind or level at {len(bad)} of {len(models) * len(GAMMAS)} (p, γ): "
+                   + ", ".join(f"p {p} γ {_g(g)}" for p, g in bad[:6]) + (" …" if len(bad) > 6 else ""))
+
+
+def _larger_p(m) -> Verdict:
+    r6 = {g: _get(m, sweep_key("vpm_p6", g)) for g in GAMMAS}
+    r2 = {g: _get(m, sweep_key("vpm_p2", g)) for g in GAMMAS}
+    mean6, mean2 = sum(r6.values()) / len(GAMMAS), sum(r2.values()) / len(GAMMAS)
+    lead = [g for g in GAMMAS if r6[g] > r2[g]]
+    measured = f"mean R-1 over γ 0.5 … 1.0: p = 6 {_r(mean6)}, p = 2 {_r(mean2)}"
+    at = f"p = 6 ahead at {len(lead)} of {len(GAMMAS)} γ" + (f" ({', '.join(_g(g) for g in lead)})" if lead else "")
+    if mean6 > mean2:
+        return Verdict(True, measured, f"p = 6 higher on the mean by {mean6 - mean2:.1f} points; {at}")
+    return Verdict(False, measured, f"p = 6 not higher on the mean ({mean6 - mean2:+.1f} points); {at}")
+
+
+def _crop_matches_test(m) -> Verdict:
+    r = {(c, s): _get(m, f"t2.{c}.{s}.r1") for c in ("top", "bottom", "bilateral") for s in ("reid", "ilids")}
+    measured = ("R-1 Top / Bottom / Bilateral: iLIDS-like " + " / ".join(_r(r[(c, "ilids")]) for c in ("top", "bottom", "bilateral"))
+                + ", REID-like " + " / ".join(_r(r[(c, "reid")]) for c in ("top", "bottom", "bilateral")))
+    why = []
+    if not r[("top", "ilids")] > r[("bottom", "ilids")]:
+        why.append("Top not above Bottom on iLIDS-like")
+    for s, name in (("ilids", "iLIDS-like"), ("reid", "REID-like")):
+        others = [c for c in ("top", "bilateral") if not r[("bottom", s)] < r[(c, s)]]
+        if others:
+            why.append(f"Bottom not below {' and '.join(c.capitalize() for c in others)} on {name}")
+    if not why:
+        return Verdict(True, measured, "Top above Bottom on iLIDS-like; Bottom lowest on both sets")
+    return Verdict(False, measured, "; ".join(why))
+
+
+_ABLATIONS = ("no-triplet", "mvpm-1", "mvpm-2", "mvpm-3", "mvpm-4")
+_ABL_LABEL = {"no-triplet": "no triplet", "mvpm-1": "MVPM-1", "mvpm-2": "MVPM-2", "mvpm-3": "MVPM-3", "mvpm-4": "MVPM-4"}
+
+
+def _ablations_lose(m) -> Verdict:
+    vpm = _get(m, "t3.vpm.ilids.r1")
+    d = {a: _get(m, f"t3.{a}.ilids.r1") - vpm for a in _ABLATIONS}
+    measured = f"R-1 VPM {_r(vpm)}; ablation − VPM: " + ", ".join(f"{_ABL_LABEL[a]} {d[a]:+.1f}" for a in _ABLATIONS)
+    bad = [a for a in _ABLATIONS if not d[a] < 0]
+    if not bad:
+        return Verdict(True, measured, "every ablation below VPM on the iLIDS look-alike")
+    return Verdict(False, measured, "not below VPM: " + ", ".join(f"{_ABL_LABEL[a]} ({d[a]:+.1f})" for a in bad))
+
+
+def _mvpm1_holistic(m) -> Verdict:
+    vpm, mv1 = _get(m, "t3.vpm.market.r1"), _get(m, "t3.mvpm-1.market.r1")
+    d = mv1 - vpm
+    measured = f"holistic R-1 VPM {_r(vpm)}, MVPM-1 {_r(mv1)}"
+    note = _noise_note(m, vpm, mv1, "t3.market.n_query")
+    if abs(d) <= 1.0 + 1e-9:
+        return Verdict(True, measured, f"within 1 point (MVPM-1 − VPM = {d:+.1f}{note})")
+    return Verdict(False, measured, f"{abs(d):.1f} points apart, more than 1 (MVPM-1 − VPM = {d:+.1f}{note})")
+
+
+def _regions_beyond_crops(m) -> Verdict:
+    gs = (0.5, 0.6, 0.7, 0.8)
+    d = {g: _get(m, sweep_key("vpm", g)) - _get(m, sweep_key("vpm_p1", g)) for g in gs}
+    measured = "VPM (p = 6) − VPM (p = 1) R-1: " + ", ".join(f"{d[g]:+.1f}" for g in gs) + " (γ 0.5 … 0.8)"
+    bad = [g for g in gs if not d[g] > 0]
+    if not bad:
+        return Verdict(True, measured, f"the six regions ahead of the one-region control at every γ ≤ 0.8, "
+                       f"by {min(d.values()):.1f} to {max(d.values()):.1f} points")
+    return Verdict(False, measured, f"not ahead at γ {', '.join(_g(g) for g in bad)}")
+
+
+# --------------------------------------------------------------------------- chapter 05 checks
+
+
+def _gain(m, ep: str) -> tuple[float, float, float]:
+    w, wo = _get(m, f"t2.{ep}.with.r1"), _get(m, f"t2.{ep}.without.r1")
+    return w, wo, w - wo
+
+
+def _stn_helps(m) -> Verdict:
+    w, wo, g = _gain(m, "ep1")
+    measured = f"Ep1 R-1 {_r(w)} with STN, {_r(wo)} w/o ({g:+.1f})"
+    if g > 0:
+        return Verdict(True, measured, f"the STN adds {g:.1f} points at Ep1")
+    return Verdict(False, measured, f"the STN changes Ep1's Rank-1 by {g:+.1f} points")
+
+
+def _gain_shrinks(m) -> Verdict:
+    g1, g5 = _gain(m, "ep1")[2], _gain(m, "ep5")[2]
+    measured = f"STN gain: Ep1 {g1:+.1f}, Ep5 {g5:+.1f}"
+    if g5 < g1:
+        return Verdict(True, measured, f"the gain shrinks by {g1 - g5:.1f} points from Ep1 to Ep5")
+    return Verdict(False, measured, f"the gain does not shrink ({g5 - g1:+.1f} points from Ep1 to Ep5)")
+
+
+def _pm_beats_mm(m) -> Verdict:
+    r = {(mo, s): _get(m, f"t3.{mo}.{s}.r1") for mo in ("pm", "mm") for s in ("reid", "ilids")}
+    measured = (f"R-1 PM / MM: {_r(r[('pm', 'reid')])} / {_r(r[('mm', 'reid')])} (REID-like), "
+                f"{_r(r[('pm', 'ilids')])} / {_r(r[('mm', 'ilids')])} (iLIDS-like)")
+    bad = [s for s in ("reid", "ilids") if not r[("pm", s)] > r[("mm", s)]]
+    if not bad:
+        return Verdict(True, measured, "PM ahead on both sets")
+    return Verdict(False, measured, "PM not ahead on " + " and ".join(
+        f"{'REID' if s == 'reid' else 'iLIDS'}-like ({r[('pm', s)] - r[('mm', s)]:+.1f})" for s in bad))
+
+
+def _localises(m) -> Verdict:
+    stn, ident = _get(m, "iou.ep1"), _get(m, "iou.identity")
+    measured = f"mean box IoU: Ep1 STN {stn:.2f}, identity {ident:.2f}"
+    if stn > ident:
+        return Verdict(True, measured, f"the STN's box is closer to the true crop (+{stn - ident:.2f} IoU)")
+    return Verdict(False, measured, f"the STN's box is no closer to the true crop ({stn - ident:+.2f} IoU)")
+
+
+# --------------------------------------------------------------------------- reported numbers
+
+
+def _vpm1(method: str, gamma: float) -> float:
+    return lookup("vpm", "Table 1", method, "Market-1501", gamma=gamma).value("R-1")
+
+
+def _reported_strings() -> dict[str, str]:
+    t2 = {(c, d): lookup("vpm", "Table 2", f"VPM ({c})", d).value("R-1")
+          for c in ("Top", "Bottom", "Bilateral") for d in ("Partial-REID", "Partial-iLIDS")}
+    t3 = {meth: lookup("vpm", "Table 3", meth, "Partial-iLIDS").value("R-1")
+          for meth in ("VPM", "VPM (no triplet)", "MVPM-1", "MVPM-2", "MVPM-3", "MVPM-4")}
+    t3m = {meth: lookup("vpm", "Table 3", meth, "Market-1501").value("R-1") for meth in ("VPM", "MVPM-1")}
+    s2 = {(ep, meth): lookup("stnreid", "Table 2", meth, "Partial-REID", experiment=ep).value("R-1")
+          for ep in ("Ep1", "Ep5") for meth in ("STNReID", "STNReID w/o STN")}
+    s3 = {(meth, d): lookup("stnreid", "Table 3", meth, d).value("R-1")
+          for meth in ("STNReID (PM)", "STNReID (MM)") for d in ("Partial-REID", "Partial-iLIDS")}
+    pad, resize = (lookup("ppcl", "Table 1a", k, "Partial-REID").value("R-1") for k in ("Pad", "Resize"))
+    fig4 = "plotted only, no numbers (Fig. 4)" if ("vpm", "Fig. 4") in FIGURES_WITHOUT_NUMBERS else "Fig. 4"
+    gain = {ep: s2[(ep, "STNReID")] - s2[(ep, "STNReID w/o STN")] for ep in ("Ep1", "Ep5")}
+    return {
+        "vpm.t1.pcb-collapses": "PCB / baseline R-1: " + ", ".join(
+            f"{_vpm1('PCB', g):.1f} / {_vpm1('Baseline', g):.1f} (γ {g})" for g in (0.5, 0.6, 0.7)),
+        "ppcl.t1a.resize-vs-pad": f"R-1 Resize {resize:.1f}, Pad {pad:.1f}",
+        "vpm.t1.beats-baseline": "VPM − baseline R-1: " + ", ".join(
+            f"{_vpm1('VPM', g) - _vpm1('Baseline', g):+.1f}" for g in GAMMAS) + " (γ 0.5 … 1.0)",
+        "vpm.t1.graceful": "R-1 lost from γ 1.0 to 0.5: " + ", ".join(
+            f"{lab} {_vpm1(meth, 1.0) - _vpm1(meth, 0.5):.1f}"
+            for lab, meth in (("VPM", "VPM"), ("baseline", "Baseline"), ("PCB", "PCB"))),
+        "vpm.fig4.every-p": fig4,
+        "vpm.fig4.larger-p": fig4,
+        "vpm.t2.crop-matches-test": (
+            "R-1 Top / Bottom / Bilateral: Partial-iLIDS "
+            + " / ".join(f"{t2[(c, 'Partial-iLIDS')]:.1f}" for c in ("Top", "Bottom", "Bilateral"))
+            + ", Partial-REID " + " / ".join(f"{t2[(c, 'Partial-REID')]:.1f}" for c in ("Top", "Bottom", "Bilateral"))),
+        "vpm.t3.ablations-lose": f"Partial-iLIDS R-1 VPM {t3['VPM']:.1f}; " + ", ".join(
+            f"{lab} {t3[meth]:.1f}" for lab, meth in (("no triplet", "VPM (no triplet)"), ("MVPM-1", "MVPM-1"),
+                                                       ("MVPM-2", "MVPM-2"), ("MVPM-3", "MVPM-3"), ("MVPM-4", "MVPM-4"))),
+        "vpm.t3.mvpm1-holistic": f"Market-1501 R-1 VPM {t3m['VPM']:.1f}, MVPM-1 {t3m['MVPM-1']:.1f}",
+        "vpm.regions-beyond-crops": "— (not in the paper)",
+        "stn.t2.stn-helps": (f"Ep1 R-1 {s2[('Ep1', 'STNReID')]:.1f} with STN, {s2[('Ep1', 'STNReID w/o STN')]:.1f} w/o "
+                             f"({gain['Ep1']:+.1f})"),
+        "stn.t2.gain-shrinks": f"STN gain: Ep1 {gain['Ep1']:+.1f}, Ep5 {gain['Ep5']:+.1f} (printed +0.8)",
+        "stn.t3.pm-beats-mm": (f"R-1 PM / MM: {s3[('STNReID (PM)', 'Partial-REID')]:.1f} / "
+                               f"{s3[('STNReID (MM)', 'Partial-REID')]:.1f} (Partial-REID), "
+                               f"{s3[('STNReID (PM)', 'Partial-iLIDS')]:.1f} / {s3[('STNReID (MM)', 'Partial-iLIDS')]:.1f} "
+                               f"(Partial-iLIDS)"),
+        "stn.localises": "— (not in the paper)",
+    }
+
+
+# --------------------------------------------------------------------------- the claims
+
+
+def _claims() -> dict[str, Claim]:
+    rep = _reported_strings()
+    ch3, ch4, ch5 = CHAPTERS
+    sweep = lambda *models: tuple(f"t1.{mo}.r1@<gamma>" for mo in models)  # noqa: E731
+    rows = [
+        Claim(
+            "vpm.t1.pcb-collapses", ch3, "vpm", "Table 1 (Sec. 1, Sec. 4.2)",
+            "PCB falls below the baseline at every γ ≤ 0.7 (top crops, crop sweep).",
+            "We find that PCB [23], which maintains the latest state of the art on holistic person re-ID, "
+            "encounters a substantial performance decrease when applied in partial re-ID scenario. The "
+            "achieved retrieval accuracy even drops below the global feature learning baseline (to be "
+            "accessed in Sec. 4.2).",
+            rep["vpm.t1.pcb-collapses"], sweep("pcb", "baseline"), _pcb_collapses),
+        Claim(
+            "ppcl.t1a.resize-vs-pad", ch3, "ppcl", "Table 1a (the ranking is the table's; the text gives none)",
+            "Resize ties (within noise) or beats Pad for the baseline on the Partial-REID look-alike.",
+            "1) The partial input is directly padding with constant and fed into the backbone network (Pad) "
+            "2) The partial input is directly resized and fed into the backbone network (Resize)",
+            rep["ppcl.t1a.resize-vs-pad"], ("t1a.pad.r1", "t1a.resize.r1", "t1a.n_query"), _resize_vs_pad),
+        Claim(
+            "vpm.t1.beats-baseline", ch4, "vpm", "Table 1 (Sec. 4.2)",
+            "VPM's Rank-1 exceeds the baseline's at every γ from 0.5 to 1.0.",
+            "VPM significantly improves partial re-ID performance over the baseline. On Market-1501, VPM "
+            "surpasses the baseline by +6.4%, +5.4%, +4.3%, +4.4%, +4.6% +6.2% rank-1 accuracy and +4.4%, "
+            "+4.6%, +8.0%, + 8.6%, +10.9%, +13.1% mAP when γ is set from 0.5 to 1, respectively.",
+            rep["vpm.t1.beats-baseline"], sweep("vpm", "baseline"), _beats_baseline),
+        Claim(
+            "vpm.t1.graceful", ch4, "vpm", "Table 1 (Sec. 4.2)",
+            "From γ 1.0 to 0.5 VPM loses fewer Rank-1 points than the baseline, and the baseline fewer than PCB.",
+            "Comparing VPM with PCB, a state-of-the-art part feature learning method for holistic person re-ID "
+            "task, we observe that as γ decreases, the retrieval accuracy achieved by PCB dramatically drops "
+            "(e.g., 0.9% rank-1 accuracy at γ = 0.5 ), implying that PCB is extremely vulnerable to the "
+            "spatial misalignment in partial re-ID. By contrast, the retrieval accuracy achieved by VPM "
+            "decreases much slower as γ decreases.",
+            rep["vpm.t1.graceful"], ("t1.vpm.r1@<1.0, 0.5>", "t1.baseline.r1@<1.0, 0.5>", "t1.pcb.r1@<1.0, 0.5>"),
+            _graceful),
+        Claim(
+            "vpm.fig4.every-p", ch4, "vpm", "Fig. 4 (Sec. 4.2)",
+            "VPM beats the baseline for every trained p and every γ.",
+            "Under all settings of p and γ, VPM consistently surpasses the baseline, which further confirms "
+            "the superiority of VPM.",
+            rep["vpm.fig4.every-p"], ("t1.vpm_p<p>.r1@<gamma>",) + sweep("baseline"), _every_p),
+        Claim(
+            "vpm.fig4.larger-p", ch4, "vpm", "Fig. 4 (Sec. 4.2)",
+            "p = 6 beats p = 2: a higher mean Rank-1 over γ 0.5 … 1.0 (the paper says “generally”; the "
+            "evidence lists the γ at which p = 6 leads).",
+            "We also observe that larger p generally brings higher (rank-1) retrieval accuracy.",
+            rep["vpm.fig4.larger-p"], sweep("vpm_p6", "vpm_p2"), _larger_p),
+        Claim(
+            "vpm.t2.crop-matches-test", ch4, "vpm", "Table 2 (Sec. 4.3)",
+            "On the Partial-iLIDS look-alike VPM (Top) beats VPM (Bottom); VPM (Bottom) is the lowest on both "
+            "look-alikes.",
+            "On Partial-iLIDS, all query images of which are cropped from the top side of holistic pedestrian "
+            "images, VPM (Top) achieves the highest retrieval accuracy. [...] VPM (Bottom) always performs the "
+            "worst due to two reasons.",
+            rep["vpm.t2.crop-matches-test"], ("t2.<top|bottom|bilateral>.<reid|ilids>.r1",), _crop_matches_test),
+        Claim(
+            "vpm.t3.ablations-lose", ch4, "vpm", "Table 3 (Sec. 4.4)",
+            "Every ablation (no triplet, MVPM-1 to 4) is below VPM on the Partial-iLIDS look-alike.",
+            "First, appending an extra triplet loss enhances the discriminative ability of the learned "
+            "features, under both partial re-ID scenario (Partial-iLIDS) and holistic person re-ID scenario "
+            "(Market-1501). [...] Second, comparing “MVPM-1” with “VPM”, we observe a dramatic performance "
+            "decrease on Partial-iLIDS. [...] Third, comparing last three editions of MVPM with “VPM” as well "
+            "as “MVPM-1”, we observe further performance decreases on Partial-iLIDS.",
+            rep["vpm.t3.ablations-lose"], tuple(f"t3.{v}.ilids.r1" for v in ("vpm",) + _ABLATIONS),
+            _ablations_lose),
+        Claim(
+            "vpm.t3.mvpm1-holistic", ch4, "vpm", "Table 3 (Sec. 4.4)",
+            "MVPM-1 is within 1 Rank-1 point of VPM on the holistic test.",
+            "On Market-1501, all the regions are visible and two models achieves very close retrieval accuracy.",
+            rep["vpm.t3.mvpm1-holistic"], ("t3.vpm.market.r1", "t3.mvpm-1.market.r1", "t3.market.n_query"),
+            _mvpm1_holistic),
+        Claim(
+            "vpm.regions-beyond-crops", ch4, "vpm", "beyond the paper (a control)",
+            "VPM (p = 6) beats VPM with one region (p = 1: a global model trained on the same crops with the "
+            "same budget) at every γ ≤ 0.8.",
+            "(not in the paper) A control the paper does not run: is VPM's gain over the baseline due to "
+            "its regions, or to training on partial crops? VPM with p = 1 has the crops and the budget but "
+            "one region.",
+            rep["vpm.regions-beyond-crops"], sweep("vpm", "vpm_p1"), _regions_beyond_crops),
+        Claim(
+            "stn.t2.stn-helps", ch5, "stnreid", "Table 2 (Sec. 5.1)",
+            "At Ep1 the “with STN” column beats “w/o STN”.",
+            "A performance gap is observed between such two test settings.",
+            rep["stn.t2.stn-helps"], ("t2.ep1.with.r1", "t2.ep1.without.r1"), _stn_helps),
+        Claim(
+            "stn.t2.gain-shrinks", ch5, "stnreid", "Table 2 (Sec. 5.1)",
+            "The STN's Rank-1 gain is smaller at Ep5 than at Ep1.",
+            "The performance of the ReID modules from Ep1 to Ep5 strengthens gradually, and the improvements "
+            "from the STN modules are smaller.",
+            rep["stn.t2.gain-shrinks"], ("t2.<ep1|ep5>.<with|without>.r1",), _gain_shrinks),
+        Claim(
+            "stn.t3.pm-beats-mm", ch5, "stnreid", "Table 3 (Sec. 5.2)",
+            "Pipeline Mode beats Merge Mode (both with the STN) on both partial look-alikes.",
+            "STNReID (PM) performs better than STNReID (MM) does on the partial ReID task because it fine-tunes "
+            "the ReID module on partial images.",
+            rep["stn.t3.pm-beats-mm"], ("t3.<pm|mm>.<reid|ilids>.r1",), _pm_beats_mm),
+        Claim(
+            "stn.localises", ch5, "stnreid", "beyond the paper (SynthPeds' ground truth)",
+            "The Ep1 STN's box has a higher mean IoU with the true crop box than the identity box (the whole "
+            "frame).",
+            "(not in the paper; it finds that “the performance of the STN module is difficult to independently "
+            "evaluate”) SynthPeds knows each partial query's crop box, so the STN's box can be scored against it.",
+            rep["stn.localises"], ("iou.ep1", "iou.identity"), _localises),
+    ]
+    out: dict[str, Claim] = {}
+    for c in rows:
+        if c.id in out:
+            raise ValueError(f"claim id {c.id!r} is defined twice")
+        out[c.id] = c
+    return out
+
+
+#: every claim, by id, in book order
+CLAIMS: Mapping[str, Claim] = MappingProxyType(_claims())
+
+
+def claim(claim_id: str) -> Claim:
+    """The claim of that id; a ``KeyError`` listing the known ids otherwise."""
+    try:
+        return CLAIMS[claim_id]
+    except KeyError:
+        raise KeyError(f"unknown claim id {claim_id!r}; known: {', '.join(CLAIMS)}") from None
+
+
+def chapter_claims(chapter: str) -> list[Claim]:
+    """The claims a chapter tests, in order; ``ValueError`` for a chapter without claims."""
+    if chapter not in CHAPTERS:
+        raise ValueError(f"chapter {chapter!r} has no claims; chapters with claims: {', '.join(CHAPTERS)}")
+    return [c for c in CLAIMS.values() if c.chapter == chapter]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _verdict(c: Claim, measured: Mapping[str, float]) -> Verdict:
+    try:
+        v = c.check(measured)
+    except MissingMeasurement as e:
+        return Verdict(False, "not measured", f"not measured: {e}")
+    if not isinstance(v, Verdict):
+        raise TypeError(f"claim {c.id!r}: check returned {type(v).__name__}, expected a Verdict")
+    return v
+
+
+def evaluate_claims(chapter: str, measured_by_seed: Mapping[int, Mapping[str, float]], *,
+                    ids: Iterable[str] | None = None, min_seeds: int = 3) -> list[dict]:
+    """One row per claim of ``chapter`` (or the claims ``ids`` of it), checked on every seed.
+
+    ``measured_by_seed`` maps a test seed to that seed's measured dict; its first key is the
+    chapter's own seed (``measured`` is reported there). A row holds when the check holds on every
+    seed and at least ``min_seeds`` seeds were measured. Row keys: ``id, chapter, paper, where,
+    statement, quote, reported, measured, holds, seeds_held`` (``"k/n"``), ``evidence`` and
+    ``per_seed`` (``{seed: {holds, measured, evidence}}``). A missing measured key makes that seed
+    fail with "not measured" (never an exception).
+    """
+    if not measured_by_seed:
+        raise ValueError(f"evaluate_claims({chapter!r}): measured_by_seed is empty; expected {{seed: {{key: number}}}}")
+    claims = chapter_claims(chapter)
+    if ids is not None:
+        ids = list(ids)
+        for i in ids:
+            c = claim(i)
+            if c.chapter != chapter:
+                raise ValueError(f"claim {i!r} belongs to chapter {c.chapter!r}, not {chapter!r}")
+        claims = [c for c in claims if c.id in ids]
+    seeds = [int(s) for s in measured_by_seed]
+    rows = []
+    for c in claims:
+        per = {s: _verdict(c, measured_by_seed[s]) for s in measured_by_seed}
+        k = sum(v.holds for v in per.values())
+        n = len(per)
+        holds = k == n and n >= min_seeds
+        main = per[next(iter(per))]
+        evidence = main.evidence
+        tail = f"held on {k}/{n} test seeds ({', '.join(f'{s} {MARK[per[s].holds]}' for s in per)})"
+        others = [f"seed {s}: {per[s].measured}; {per[s].evidence}" for s in list(per)[1:] if per[s].holds != main.holds]
+        if others:
+            tail += "; " + "; ".join(others)
+        if n < min_seeds:
+            tail += f"; needs {min_seeds} seeds"
+        rows.append({
+            "id": c.id, "chapter": c.chapter, "paper": PAPERS[c.paper].label, "where": c.where,
+            "statement": c.statement, "quote": c.quote, "reported": c.reported,
+            "measured": main.measured, "holds": bool(holds), "seeds_held": f"{k}/{n}", "seeds": seeds,
+            "evidence": f"{evidence}; {tail}",
+            "per_seed": {str(s): {"holds": v.holds, "measured": v.measured, "evidence": v.evidence} for s, v in per.items()},
+        })
+    return rows
+
+
+def claims_sentence(rows: list[dict]) -> str:
+    """One sentence for the prose: how many of the rows hold, and which."""
+    if not rows:
+        return "no claims were evaluated"
+    held = [r["id"] for r in rows if r["holds"]]
+    failed = [r["id"] for r in rows if not r["holds"]]
+    n = len(rows)
+    if not failed:
+        return f"all {n} claims hold ({', '.join(held)})"
+    if not held:
+        return f"none of the {n} claims holds ({', '.join(failed)} fail)"
+    return (f"{len(held)} of the {n} claims hold ({', '.join(held)}) and {len(failed)} "
+            f"{'does' if len(failed) == 1 else 'do'} not ({', '.join(failed)})")
+
+
+# --------------------------------------------------------------------------- the claims file
+
+
+def _check_rows(chapter: str, rows: list[dict]) -> None:
+    if chapter not in CHAPTERS:
+        raise ValueError(f"write_claims: chapter {chapter!r} has no claims; chapters with claims: {', '.join(CHAPTERS)}")
+    for r in rows:
+        if not isinstance(r, dict) or "id" not in r:
+            raise ValueError(f"write_claims: every row must be a dict from evaluate_claims (with an 'id'), got {r!r}")
+        c = claim(r["id"])
+        if c.chapter != chapter:
+            raise ValueError(f"write_claims: claim {r['id']!r} belongs to chapter {c.chapter!r}, not {chapter!r}")
+
+
+def read_claims(path) -> dict:
+    """The claims file as ``{"rows": [...], "measured": {chapter: {seed: {...}}}, "chapters": {...},
+    "meta": {...}}``; empty (no rows) when the file does not exist."""
+    from reidlib.provenance import read_results
+
+    p = Path(path)
+    if not p.exists():
+        return {"rows": [], "measured": {}, "chapters": {}, "meta": {}}
+    doc = read_results(p)
+    rows = doc["results"]
+    if not isinstance(rows, list):
+        raise ValueError(f"claims file {p}: 'results' must be a list of claim rows, got {type(rows).__name__}")
+    tables = doc.get("tables", {})
+    return {"rows": rows, "measured": tables.get("measured", {}), "chapters": tables.get("chapters", {}),
+            "meta": doc["meta"]}
+
+
+def measured_of(path, chapter: str) -> dict[int, dict]:
+    """The measured dicts another chapter stored in the claims file, by seed (``{}`` when absent)."""
+    return {int(s): dict(m) for s, m in read_claims(path)["measured"].get(chapter, {}).items()}
+
+
+def write_claims(path, chapter: str, rows: list[dict], *, measured_by_seed: Mapping[int, Mapping] | None = None,
+                 command: str | None = None, profile: str | None = None, device=None, seed: int | None = None,
+                 seconds: float | None = None) -> Path:
+    """Merge ``chapter``'s rows into the claims file at ``path`` and write it (atomically).
+
+    The other chapters' rows, measured dicts and records are kept; this chapter's are replaced.
+    Rows are ordered as :data:`CLAIMS`. ``tables["measured"][chapter]`` keeps ``measured_by_seed``
+    (other chapters read it: chapter 04 takes chapter 03's baseline on the extra seeds from it);
+    ``tables["chapters"][chapter]`` records the command, seeds, seconds and time of this write.
+    """
+    from reidlib.provenance import write_results
+
+    _check_rows(chapter, rows)
+    old = read_claims(path)
+    kept = [r for r in old["rows"] if r.get("chapter") != chapter]
+    order = {cid: i for i, cid in enumerate(CLAIMS)}
+    merged = sorted(kept + list(rows), key=lambda r: (order.get(r.get("id"), len(order)), str(r.get("id"))))
+    measured = {k: v for k, v in old["measured"].items() if k != chapter}
+    if measured_by_seed is not None:
+        measured[chapter] = {str(s): dict(m) for s, m in measured_by_seed.items()}
+    chapters = {k: v for k, v in old["chapters"].items() if k != chapter}
+    chapters[chapter] = {
+        "command": command, "seeds": sorted({s for r in rows for s in r.get("seeds", [])}),
+        "claims": len(rows), "held": sum(bool(r.get("holds")) for r in rows), "seconds": seconds,
+        "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    chapters = {k: chapters[k] for k in sorted(chapters)}
+    return write_results(path, merged, command=command, profile=profile, device=device, seed=seed,
+                         tables={"measured": measured, "chapters": chapters}, chapter=chapter)
