@@ -159,6 +159,19 @@ DRY = Plan(
 
 
 # ----------------------------------------------------------------------------- small helpers
+def _train_step(method, model, batch, opt, scaler, device, dtype):
+    """One optimisation step as the trainer takes it (autocast with ``dtype``, scaled backward)."""
+    from reidlib.precision import autocast
+
+    with autocast(device, enabled=dtype is not None, dtype=dtype):
+        loss, _ = method.loss(model, batch, 0)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    return loss.detach()
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -254,7 +267,7 @@ def resnet50_throughput(device: torch.device, plan: Plan, amp: bool, channels_la
             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
     from reidlib.engine.schedule import build_optimizer
     from reidlib.methods.baseline import BaselineMethod
-    from reidlib.precision import amp_dtype_for, autocast
+    from reidlib.precision import amp_dtype_for
 
     cfg = _with_backbone(BaselineMethod.recipe("full").replace(pretrained=False, image_size=tuple(plan.r50_size)),
                          plan)
@@ -276,13 +289,7 @@ def resnet50_throughput(device: torch.device, plan: Plan, amp: bool, channels_la
     batch = {"image": x, "label": y}
 
     def step():
-        with autocast(device, enabled=dtype is not None, dtype=dtype):
-            loss, _ = method.loss(run_model, batch, 0)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        return loss.detach()
+        return _train_step(method, run_model, batch, opt, scaler, device, dtype)
 
     _reset_peak(device)
     t0 = time.perf_counter()
@@ -461,7 +468,7 @@ def train_steps(cls, cfg, dataset, device: torch.device, warmup: int, steps: int
     from reidlib.data.sampler import EpochTaggedSampler, SeededItems, build_sampler
     from reidlib.engine.schedule import build_optimizer
     from reidlib.engine.trainer import move_batch
-    from reidlib.precision import amp_dtype_for, autocast
+    from reidlib.precision import amp_dtype_for
 
     pid2label = dataset.relabel_train()
     method = cls(cfg, len(pid2label))
@@ -508,12 +515,7 @@ def train_steps(cls, cfg, dataset, device: torch.device, warmup: int, steps: int
             batch = next(it)
         t1 = time.perf_counter()
         batch = move_batch(batch, device, channels_last)
-        with autocast(device, enabled=dtype is not None, dtype=dtype):
-            loss, _ = method.loss(model, batch, 0)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
+        loss = _train_step(method, model, batch, opt, scaler, device, dtype)
         _sync(device)
         t2 = time.perf_counter()
         if i == 0:
