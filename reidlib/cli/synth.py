@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from reidlib.data.writers import default_workers
 
-import os
 import sys
 import time
 

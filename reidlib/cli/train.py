@@ -12,10 +12,8 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
-from pathlib import Path
 
 
 def register(sub) -> None:

@@ -38,7 +38,7 @@ import reidlib
 from reidlib.config import resolve_device, seed_everything
 from reidlib.data.sampler import EpochTaggedSampler, SeededItems, build_sampler
 from reidlib.engine.checkpoint import load_checkpoint, save_checkpoint, save_weights, set_rng_state
-from reidlib.engine.distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap_ddp
+from reidlib.engine.distributed import all_reduce_mean, barrier, init_distributed, wrap_ddp
 from reidlib.engine.runs import RunDir, identity_differences, run_identity, saved_identity
 from reidlib.engine.schedule import build_optimizer, build_scheduler
 from reidlib.methods.base import RUNTIME_FIELDS, Method, TrainConfig
@@ -202,7 +202,7 @@ class Trainer:
                 raise FileExistsError(
                     f"{where} already holds {what}; pass resume=True (--resume) to "
                     + ("reuse it" if finished else "continue it") + ", overwrite=True (--overwrite) to replace it, "
-                    f"or choose another output folder"
+                    "or choose another output folder"
                 )
             self._check_identity()
             if finished:

@@ -25,7 +25,6 @@ Decisions the paper leaves open (documented in the book's chapter 04):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Sequence
 
 import torch
