@@ -4,9 +4,10 @@
   presets (``data_root=None``) or the real datasets under ``data_root``, with their display names
   and the training set's dataset spec;
 * :class:`Chapter` -- a chapter's run store (training runs reused by recipe hash, in
-  ``runs/<chapter>/<profile>/``), its training records, a cache of evaluators keyed by the
-  names the chapter gives its models (features are extracted once per model and test set),
-  and where its results file goes;
+  ``runs/<chapter>/<profile>/``; in the book profile the committed weights of
+  :mod:`reidlib.weights`), its training records (with their per-epoch logs), and a cache of
+  evaluators keyed by the names the chapter gives its models (features are extracted once per
+  model and test set);
 * :func:`chapter_results` -- the evaluation records of another chapter's results file;
 * the same test sets drawn with another SynthPeds seed (:meth:`ChapterData.with_seed`,
   :meth:`Chapter.on_seed`: new test identities, cameras and backgrounds for the models trained on
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from reidlib.config import RunConfig, find_project_root
-from reidlib.engine.runs import FitResult, RunStore, load_run, read_log, train_stages
+from reidlib.engine.runs import RunStore, load_run, read_log, train_stages
 from reidlib.eval.evaluate import Evaluator
 from reidlib.eval.results import EvalResult, load_results
 
@@ -138,7 +139,6 @@ class Chapter:
         self.root = find_project_root()
         self.runs = RunStore(self.root / "runs" / chapter / cfg.profile, device=str(cfg.device), profile=cfg.profile)
         self.trained: dict[str, TrainRecord] = {}
-        self.fits: dict[str, FitResult] = {}
         self.batch_size = batch_size
         self._evaluators: dict[tuple[str, str, str], Evaluator] = {}
         self._models: dict[str, Any] = {}
@@ -180,7 +180,6 @@ class Chapter:
         d = self.runs.path(name, method_cls, recipe, spec, self.cfg.seed, inputs)
         fit = train_stages(method_cls, recipe, dataset, d, seed=self.cfg.seed, device=str(self.cfg.device),
                            resume=d.exists(), progress=False, profile=self.cfg.profile, dataset_spec=spec)
-        self.fits[name] = fit
         self.trained[name] = TrainRecord(name, d, fit.reused, fit.train_time_s, round(time.perf_counter() - t0, 1),
                                          recipe.to_dict(), [e for sd in fit.stage_dirs.values() for e in read_log(sd)])
         self._models[name] = fit.model
@@ -233,9 +232,6 @@ class Chapter:
         return results
 
     # -- results ---------------------------------------------------------------------
-    def results_path(self) -> Path:
-        return self.cfg.results_path(self.chapter)
-
     def training_summary(self) -> dict:
         return {n: {"run_dir": str(t.run_dir.relative_to(self.root)) if t.run_dir.is_relative_to(self.root) else str(t.run_dir),
                     "reused": t.reused, "train_time_s": t.train_time_s, "seconds_this_call": t.seconds_this_call}
