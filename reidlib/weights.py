@@ -36,6 +36,8 @@ __all__ = ["WeightSpec", "WeightsError", "registry", "weights_dir", "read_manife
            "train_weights", "load_committed", "export_state_dict"]
 
 MANIFEST = "manifest.json"
+#: the region counts of VPM's Fig. 4 that the book trains (the paper's figure also has p = 3)
+VPM_BOOK_P = (2, 4, 6, 8)
 FORMAT = "reidlib-weights-manifest-v1"
 
 
@@ -85,6 +87,7 @@ def weights_dir() -> Path:
 def registry() -> dict[str, WeightSpec]:
     """Every committed model of the book, by name (chapter models are ``<chapter>/<model>``)."""
     from reidlib.methods.baseline import BOOK_BACKBONE, BOOK_TRAIN_SET
+    from reidlib.methods.stnreid import CONFRONTATION_SETTINGS
 
     backbone = f"backbone-{BOOK_BACKBONE}"
 
@@ -99,6 +102,33 @@ def registry() -> dict[str, WeightSpec]:
                    description="the strong baseline (chapter 03)"),
         WeightSpec("03_holistic_models_fail/pcb", "pcb", book("pcb"), BOOK_TRAIN_SET, inputs=(backbone,),
                    description="PCB (chapter 03)"),
+    ]
+    # chapter 04: VPM (Table 1 and Fig. 4: p regions of the top crop; Table 2: the training crops;
+    # Table 3: the ablations; Fig. 5: a 3 x 2 grid of free crops; the p = 1 control)
+    vpm = [("vpm-top-p6", {}, "VPM, top crops, p = 6 (Tables 1-3)")]
+    vpm += [(f"vpm-top-p{p}", {"parts": (p, 1)}, f"VPM, top crops, p = {p} (Fig. 4)") for p in VPM_BOOK_P if p != 6]
+    vpm += [(f"vpm-{c}-p6", {"crop": c}, f"VPM, {c} crops (Table 2)") for c in ("bottom", "bilateral")]
+    vpm += [(f"vpm-top-p6-{v}", {"variant": v}, f"{v} (Table 3)") for v in ("no-triplet", "mvpm-2", "mvpm-3", "mvpm-4")]
+    vpm += [("vpm-free-3x2", {"parts": (3, 2), "crop": "free"}, "VPM, 3 x 2 regions, free crops (Fig. 5)"),
+            ("vpm-top-p1", {"parts": (1, 1)}, "the control: one region (a global model) on VPM's crops and budget")]
+    specs += [WeightSpec(f"04_vpm/{n}", "vpm", book("vpm", **kw), BOOK_TRAIN_SET, inputs=(backbone,),
+                         description=f"{d} (chapter 04)") for n, kw, d in vpm]
+    # chapter 05: STNReID stage 1 under Table 2's five settings, Pipeline Mode's stage 2 behind
+    # Ep1's STN, and the oracle STN (regresses the true crop)
+    stn1 = "05_stnreid/stage1-Ep1"
+
+    def stn(stage, setting, **kw):
+        return lambda: get_method("stnreid").stage_recipe("book", stage=stage, setting=setting, **kw)
+
+    specs += [WeightSpec(f"05_stnreid/stage1-{ep}", "stnreid", stn(1, ep), BOOK_TRAIN_SET,
+                         inputs=(backbone,) if CONFRONTATION_SETTINGS[ep]["pretrained"] else (),
+                         description=f"STNReID stage 1, Table 2's {ep} (chapter 05)") for ep in CONFRONTATION_SETTINGS]
+    specs += [
+        WeightSpec("05_stnreid/stage2-PM", "stnreid", stn(2, "Ep5", stn_weights=f"weights/book/{stn1}.safetensors"),
+                   BOOK_TRAIN_SET, inputs=(backbone, stn1),
+                   description="STNReID stage 2, Pipeline Mode: Ep5's ReID module behind Ep1's frozen STN (chapter 05)"),
+        WeightSpec("05_stnreid/stage1-oracle", "stnreid", stn(1, "Ep1", stn_target="oracle"), BOOK_TRAIN_SET,
+                   description="an STN regressing the true crop of each training image (chapter 05)"),
     ]
     return {s.name: s for s in specs}
 
