@@ -185,6 +185,15 @@ class Chapter:
         self._models[name] = fit.model
         return fit.model
 
+    def input_ref(self, name: str) -> str:
+        """How a later recipe names model ``name``'s weights as its starting point (e.g. STNReID's
+        stage 2 names stage 1's STN): the committed file, relative to the project root (as the
+        registry's recipes name it), or the run folder."""
+        d = self.trained[name].run_dir
+        if self.trained[name].committed and d.is_relative_to(self.root):
+            return str(d.relative_to(self.root))
+        return str(d)
+
     def add_model(self, name: str, model) -> Any:
         """Register a model the chapter built itself (e.g. Merge Mode) under ``name``."""
         self._models[name] = model

@@ -36,8 +36,7 @@ __all__ = ["WeightSpec", "WeightsError", "registry", "weights_dir", "read_manife
            "train_weights", "load_committed", "export_state_dict"]
 
 MANIFEST = "manifest.json"
-#: the region counts of VPM's Fig. 4 that the book trains (the paper's figure also has p = 3)
-VPM_BOOK_P = (2, 4, 6, 8)
+
 FORMAT = "reidlib-weights-manifest-v1"
 
 
@@ -88,6 +87,7 @@ def registry() -> dict[str, WeightSpec]:
     """Every committed model of the book, by name (chapter models are ``<chapter>/<model>``)."""
     from reidlib.methods.baseline import BOOK_BACKBONE, BOOK_TRAIN_SET
     from reidlib.methods.stnreid import CONFRONTATION_SETTINGS
+    from reidlib.methods.vpm import FIG4_P
 
     backbone = f"backbone-{BOOK_BACKBONE}"
 
@@ -106,11 +106,16 @@ def registry() -> dict[str, WeightSpec]:
     # chapter 04: VPM (Table 1 and Fig. 4: p regions of the top crop; Table 2: the training crops;
     # Table 3: the ablations; Fig. 5: a 3 x 2 grid of free crops; the p = 1 control)
     vpm = [("vpm-top-p6", {}, "VPM, top crops, p = 6 (Tables 1-3)")]
-    vpm += [(f"vpm-top-p{p}", {"parts": (p, 1)}, f"VPM, top crops, p = {p} (Fig. 4)") for p in VPM_BOOK_P if p != 6]
+    vpm += [(f"vpm-top-p{p}", {"parts": (p, 1)}, f"VPM, top crops, p = {p} (Fig. 4)") for p in FIG4_P['book'] if p != 6]
     vpm += [(f"vpm-{c}-p6", {"crop": c}, f"VPM, {c} crops (Table 2)") for c in ("bottom", "bilateral")]
     vpm += [(f"vpm-top-p6-{v}", {"variant": v}, f"{v} (Table 3)") for v in ("no-triplet", "mvpm-2", "mvpm-3", "mvpm-4")]
     vpm += [("vpm-free-3x2", {"parts": (3, 2), "crop": "free"}, "VPM, 3 x 2 regions, free crops (Fig. 5)"),
             ("vpm-top-p1", {"parts": (1, 1)}, "the control: one region (a global model) on VPM's crops and budget")]
+    # chapter 03's aligned oracle: a global model (VPM with one region) trained on top halves
+    # only, tested on top halves against top halves (the identity a top half carries)
+    specs.append(WeightSpec("03_holistic_models_fail/oracle-top-half", "vpm",
+                            book("vpm", parts=(1, 1), crop="top", crop_ratio=(0.5, 0.5)), BOOK_TRAIN_SET,
+                            inputs=(backbone,), description="the aligned oracle: a global model of top halves (chapter 03)"))
     specs += [WeightSpec(f"04_vpm/{n}", "vpm", book("vpm", **kw), BOOK_TRAIN_SET, inputs=(backbone,),
                          description=f"{d} (chapter 04)") for n, kw, d in vpm]
     # chapter 05: STNReID stage 1 under Table 2's five settings, Pipeline Mode's stage 2 behind

@@ -3,6 +3,7 @@
 from reidlib.eval.evaluate import EvalImages, Evaluator, evaluate, score_views
 from reidlib.eval.protocols import (
     PROTOCOLS,
+    AlignedCropProtocol,
     CropSetting,
     CropSweep,
     MarketProtocol,
@@ -30,7 +31,7 @@ from reidlib.provenance import hardware_summary
 __all__ = [
     "Evaluator", "evaluate", "EvalImages", "score_views",
     "Protocol", "PROTOCOLS", "build_protocol", "MarketProtocol", "PartialQueryProtocol", "PartialGalleryProtocol",
-    "SingleShotTrials", "CropSweep", "MixedProtocol", "CropSetting", "View", "Trial", "Setting",
+    "SingleShotTrials", "CropSweep", "AlignedCropProtocol", "MixedProtocol", "CropSetting", "View", "Trial", "Setting",
     "EvalResult", "results_table", "results_markdown", "format_results", "save_results", "load_results",
     "hardware_summary", "metrics_from_cmc",
 ]

@@ -20,6 +20,9 @@ Protocols (``PROTOCOLS`` / :func:`build_protocol` names):
   single-gallery-shot with ``repeats`` seeded repeats.
 * ``crop-sweep`` -- VPM Table 1: the test queries cropped to area ratio gamma, holistic
   gallery, Market rules; one setting per gamma.
+* ``aligned-crop`` -- queries *and* gallery cropped the same way (e.g. both to their top half):
+  the aligned test of chapter 03's oracle, which measures how much identity a crop carries
+  when nothing is misaligned; Market rules; one setting per gamma.
 * ``mixed`` -- PPCL Table 1b: a share of the query images and a share of the gallery
   images are partial crops; Market rules; one setting per (query share, gallery share).
 
@@ -48,6 +51,7 @@ __all__ = [
     "PartialGalleryProtocol",
     "SingleShotTrials",
     "CropSweep",
+    "AlignedCropProtocol",
     "MixedProtocol",
     "PROTOCOLS",
     "build_protocol",
@@ -310,6 +314,35 @@ class CropSweep(Protocol):
         ]
 
 
+class AlignedCropProtocol(CropSweep):
+    """Query and gallery images cropped alike (same strategy and gamma), Market rules.
+
+    Not a paper's protocol: with both sides cut to, say, their top half, nothing is misaligned
+    and no region is unshared, so a model trained on such crops measures the identity that the
+    crop itself carries (chapter 03's aligned oracle).  Args as :class:`CropSweep`.
+    """
+
+    name = "aligned-crop"
+
+    def __init__(self, ratios: Sequence[float] = (0.5,), strategy: str = "vpm-top", seed: int = 0):
+        super().__init__(ratios, strategy, seed)
+
+    def describe(self) -> str:
+        sides = "/".join(get_strategy(self.strategy).sides)
+        return (f"aligned crops: query and gallery images both cropped to area ratio gamma in "
+                f"{{{', '.join(f'{r:g}' for r in self.ratios)}}} ({self.strategy}: keeps the {sides} side; seed "
+                f"{self.seed}), Market rules (same pid + same camera removed), all-gallery CMC + mAP")
+
+    def settings(self, dataset) -> list[Setting]:
+        _need_images(dataset, "query", self.name), _need_images(dataset, "gallery", self.name)
+        return [
+            Setting(f"gamma={r:g}", [Trial(View("query", crop=CropSetting(self.strategy, r, self.seed)),
+                                           View("gallery", crop=CropSetting(self.strategy, r, self.seed)))],
+                    {"gamma": r, "aligned": True})
+            for r in self.ratios
+        ]
+
+
 class MixedProtocol(Protocol):
     """PPCL Table 1b: a share of partial images in the query set and in the gallery.
 
@@ -373,6 +406,7 @@ PROTOCOLS: dict[str, type] = {
     "partial-gallery": PartialGalleryProtocol,
     "single-shot-trials": SingleShotTrials,
     "crop-sweep": CropSweep,
+    "aligned-crop": AlignedCropProtocol,
     "mixed": MixedProtocol,
 }
 

@@ -33,7 +33,7 @@ from reidlib.losses.vpm import (
 from reidlib.methods.base import Method, Settings, Stage, TrainConfig, setting, weights_path
 from reidlib.models.vpm import VPM, check_grid
 
-__all__ = ["VPMVariant", "VPM_VARIANTS", "VPM_CROPS", "vpm_crop_spec", "VPMSettings", "VPMMethod"]
+__all__ = ["VPMVariant", "VPM_VARIANTS", "VPM_CROPS", "FIG4_P", "vpm_crop_spec", "VPMSettings", "VPMMethod"]
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,10 @@ VPM_VARIANTS: dict[str, VPMVariant] = {v.name: v for v in (
 #: Training crop strategies (Sec. 4.1/4.3): gamma ~ U[0.5, 1]; names map to
 #: :data:`reidlib.data.partial.STRATEGIES` (``"free"``: a rectangle of area gamma anywhere).
 VPM_CROPS = ("top", "bottom", "bilateral", "free")
+
+#: the region counts p of Fig. 4 that each profile trains (the paper: 2, 3, 4, 6 and 8; the
+#: book leaves out p = 3 to stay within its CPU budget, smoke keeps the two of the claim)
+FIG4_P = {"smoke": (2, 6), "book": (2, 4, 6, 8), "full": (2, 3, 4, 6, 8)}
 
 
 def vpm_crop_spec(crop, ratio=(0.5, 1.0)) -> CropSpec:
