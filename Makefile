@@ -3,12 +3,12 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-PROFILE ?= $(or $(REIDLIB_PROFILE),smoke)
+PROFILE ?= $(or $(REIDLIB_PROFILE),book)
 DEVICE ?= auto
 # notebooks nbval re-runs and whose NBVAL_CHECK_OUTPUT cells it compares with papermill's outputs
 NBVAL_CHAPTERS ?= 00 01 02
 
-.PHONY: env book execute html test unit nbval bench weights verify-weights clean
+.PHONY: env book execute html test unit smoke nbval bench weights verify-weights clean
 
 env: $(VENV)/.installed
 
@@ -19,7 +19,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -c "import torch, torchvision, reidlib, jupyter_book, papermill, nbval"
 	@touch $@
 
-## make book: execute every chapter once with papermill, then build _build/html
+## make book: execute every chapter once with papermill (book profile: the committed weights,
+## evaluated live, nothing trained), then build _build/html
 book: env
 	$(BIN)/python tools/build_book.py --profile $(PROFILE) --device $(DEVICE)
 
@@ -29,11 +30,15 @@ execute: env
 html: env
 	$(BIN)/python tools/build_book.py --no-execute
 
-## make test: the unit tests, then nbval on the light chapters
-test: env unit nbval
+## make test: the unit tests, every chapter in the smoke profile (the training check), and nbval
+## on the light chapters
+test: env unit smoke
 
 unit: env
 	$(BIN)/python -m pytest tests -q
+
+smoke: env
+	$(BIN)/python tools/run_nbval.py --execute-all --chapters $(NBVAL_CHAPTERS)
 
 nbval: env
 	$(BIN)/python tools/run_nbval.py --chapters $(NBVAL_CHAPTERS)

@@ -31,7 +31,7 @@ from reidlib.engine.runs import RunStore, load_run, read_log, train_stages
 from reidlib.eval.evaluate import Evaluator
 from reidlib.eval.results import EvalResult, load_results
 
-__all__ = ["ChapterData", "chapter_data", "Chapter", "chapter_results", "scoreboard_frame", "TEST_SETS"]
+__all__ = ["ChapterData", "chapter_data", "holistic_test_subset", "BOOK_TEST_IDS", "Chapter", "chapter_results", "scoreboard_frame", "TEST_SETS"]
 
 #: the partial test sets by key: (SynthPeds look-alike preset, real dataset name, display name of the real one)
 TEST_SETS = {
@@ -51,6 +51,7 @@ class ChapterData:
     names: dict
     train_spec: str
     seed: int | None = None  # the SynthPeds seed of the test sets (None: real datasets)
+    test_ids: int | None = None  # the holistic test split keeps this many identities (None: all)
 
     def __getitem__(self, key: str):
         return self.train if key == "market" else self.tests[key]
@@ -70,8 +71,37 @@ class ChapterData:
             return SynthPeds(ds.preset.name, seed=int(seed), size=tuple(ds.size), version=ds.version, cache_mb=ds.cache_mb)
 
         suffix = f" (test seed {int(seed)})"
-        return ChapterData(redraw(self.train), {k: redraw(v) for k, v in self.tests.items()},
-                           {k: v + suffix for k, v in self.names.items()}, self.train_spec, int(seed))
+        train = redraw(self.train)
+        if self.test_ids is not None:
+            train = holistic_test_subset(train, self.test_ids)
+        return ChapterData(train, {k: redraw(v) for k, v in self.tests.items()},
+                           {k: v + suffix for k, v in self.names.items()}, self.train_spec, int(seed), self.test_ids)
+
+
+#: the book profile's holistic test split: the first 250 of SynthPeds market's 750 test identities
+#: (about 1,100 queries and 5,300 gallery images), a third of the evaluation cost, so that every
+#: chapter builds from the committed weights within CI's budget; the full split is one
+#: ``python -m reidlib evaluate --weights NAME`` away
+BOOK_TEST_IDS = 250
+
+
+def holistic_test_subset(dataset, n_ids: int):
+    """A shallow copy of ``dataset`` whose query and gallery splits keep the ``n_ids`` smallest
+    test identities of the query split (all their images) and the same share of the gallery's
+    distractor and junk images (pid <= 0, the first ones); the training split is untouched."""
+    import copy as _copy
+
+    if n_ids < 1:
+        raise ValueError(f"holistic_test_subset: n_ids={n_ids!r}; expected a positive number of identities")
+    pids = sorted({r.pid for r in dataset.query if r.pid > 0})
+    keep = set(pids[:n_ids])
+    share = min(1.0, n_ids / max(1, len(pids)))
+    others = [i for i, r in enumerate(dataset.gallery) if r.pid <= 0]
+    keep_other = set(others[:round(share * len(others))])
+    out = _copy.copy(dataset)
+    out.query = [r for r in dataset.query if r.pid in keep]
+    out.gallery = [r for i, r in enumerate(dataset.gallery) if r.pid in keep or i in keep_other]
+    return out
 
 
 def chapter_data(cfg: RunConfig, tests: Sequence[str] = ("partial-reid", "partial-ilids")) -> ChapterData:
@@ -86,15 +116,16 @@ def chapter_data(cfg: RunConfig, tests: Sequence[str] = ("partial-reid", "partia
         if cfg.profile == "book":
             # the book's CPU scale: the Market-1501-shaped preset at 128x64 (751 training ids;
             # reidlib.methods.baseline.BOOK_TRAIN_SET), its rendered images cached in memory
-            train = SynthPeds("market", seed=cfg.seed, size="smoke", cache_mb=1024)
-            size, names_market, spec = "smoke", "SynthPeds market (128x64)", "synthpeds:market@128x64"
+            # (its holistic test split: BOOK_TEST_IDS identities)
+            train = holistic_test_subset(SynthPeds("market", seed=cfg.seed, size="smoke", cache_mb=1024), BOOK_TEST_IDS)
+            size, names_market, spec = "smoke", f"SynthPeds market (128x64, {BOOK_TEST_IDS} test ids)", "synthpeds:market@128x64"
         else:
             size = "smoke" if cfg.profile == "smoke" else "market"
             train = SynthPeds(size, seed=cfg.seed)
             names_market, spec = f"SynthPeds {size}", f"synthpeds:{size}"
         test_sets = {k: SynthPeds(TEST_SETS[k][0], seed=cfg.seed, size=size) for k in tests}
         names = {"market": names_market, **{k: TEST_SETS[k][0] for k in tests}}
-        return ChapterData(train, test_sets, names, spec, cfg.seed)
+        return ChapterData(train, test_sets, names, spec, cfg.seed, BOOK_TEST_IDS if cfg.profile == "book" else None)
     else:
         from reidlib.data.datasets import build_dataset
 

@@ -20,8 +20,9 @@ DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
 
 def default_profile() -> str:
-    """The notebook default: ``$REIDLIB_PROFILE`` if set, else ``"smoke"``."""
-    return os.environ.get(PROFILE_ENV, "smoke")
+    """The notebook default: ``$REIDLIB_PROFILE`` if set, else ``"book"`` (the committed weights,
+    evaluated; what the rendered book shows)."""
+    return os.environ.get(PROFILE_ENV, "book")
 
 
 def resolve_profile(profile: str) -> str:

@@ -23,7 +23,7 @@ def test_unknown_profile_names_given_and_accepted():
 
 def test_default_profile_env(monkeypatch):
     monkeypatch.delenv(PROFILE_ENV, raising=False)
-    assert default_profile() == "smoke"
+    assert default_profile() == "book"
     monkeypatch.setenv(PROFILE_ENV, "full")
     assert default_profile() == "full"
 

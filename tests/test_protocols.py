@@ -152,6 +152,29 @@ def test_crop_sweep_is_deterministic_and_gamma_one_is_holistic():
     assert r1[1].metrics == m.metrics
 
 
+def test_aligned_crop_crops_both_sides_alike():
+    from reidlib.eval import AlignedCropProtocol
+
+    ds = TinyData(size=(20, 10))
+    ev = Evaluator(MeanColour(), ds, device="cpu")
+    proto = build_protocol("aligned-crop", ratios=(0.5, 1.0), strategy="vpm-top", seed=1)
+    assert isinstance(proto, AlignedCropProtocol)
+    (s05, s10) = proto.settings(ds)
+    crop = CropSetting("vpm-top", 0.5, 1)
+    assert s05.trials[0].query.crop == crop and s05.trials[0].gallery.crop == crop
+    res = ev.evaluate(proto)
+    # gamma = 1 is the Market protocol; gamma = 0.5 is scored on the cropped features of both sides
+    (m,) = ev.evaluate("market")
+    assert res[1].metrics == m.metrics
+    fq, fg = ev.features("query", crop), ev.features("gallery", crop)
+    d = GlobalMatcher()(fq, fg)
+    q = np.array([r.pid for r in ds.query]), np.array([r.camid for r in ds.query])
+    g = np.array([r.pid for r in ds.gallery]), np.array([r.camid for r in ds.gallery])
+    ref = evaluate_rank_detailed(d, q[0], g[0], q[1], g[1])
+    assert res[0]["R-1"] == pytest.approx(ref.rank(1)) and res[0]["mAP"] == pytest.approx(ref.mAP)
+    assert "query and gallery images both cropped" in proto.describe()
+
+
 def test_mixed_shares():
     ds = TinyData()
     ev = Evaluator(MeanColour(), ds, device="cpu")

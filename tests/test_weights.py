@@ -95,3 +95,61 @@ def test_evaluate_weights_on_another_seed(store, tmp_path):
     assert json.loads(out.read_text())["tables"]["weights"] == "ch/base"
     res_f, _ = W.evaluate_weights(str(W.registry()["ch/base"].file), ["market"], device="cpu")
     assert res_f[0].metrics == res0[0].metrics
+
+
+# ----------------------------------------------------------------------------- the book's registry
+def _images_per_epoch(cfg, pids):
+    from reidlib.data.sampler import build_sampler
+
+    n = len(build_sampler(pids, cfg.sampler, cfg.batch_p, cfg.batch_k, 0)) // cfg.batch_size
+    return cfg.batch_size * min(n, cfg.max_iters_per_epoch or n)
+
+
+def _book_images(spec, pids):
+    """Images one book model sees: every stage's epochs x its batches (a pair counts two images)."""
+    from reidlib.methods.registry import get_method
+
+    cls, cfg = get_method(spec.method), spec.config()
+    stages = [cfg]
+    if spec.method == "vpm":
+        stages.append(cls.stage_recipe(cfg, 2, "stage1/model.safetensors"))
+    per_item = 2 if spec.method == "stnreid" else 1
+    return sum(per_item * c.epochs * _images_per_epoch(c, pids) for c in stages)
+
+
+def test_book_registry_budgets_are_equal():
+    """Methods that a chapter compares see as many training images as chapter 3's baseline
+    (within 1 %), on the training set every book model names."""
+    from reidlib.data.synthpeds import SynthPeds
+    from reidlib.methods.baseline import BOOK_TRAIN_SET
+
+    reg = W.registry()
+    ds = SynthPeds("market", seed=0, size="smoke")
+    pids = [r.pid for r in ds.train]
+    base = _book_images(reg["03_holistic_models_fail/baseline"], pids)
+    assert abs(base - 116_288) <= 2 * 64 * 10  # the PK sampler gives 181 or 182 batches per epoch
+    for name, spec in reg.items():
+        if name.startswith("backbone"):
+            continue
+        assert spec.data == BOOK_TRAIN_SET, name
+        assert spec.config().pretrained or spec.config().extra.get("setting") == "Ep1", name
+        assert abs(_book_images(spec, pids) / base - 1) < 0.01, (name, _book_images(spec, pids))
+
+
+def test_book_registry_matches_the_chapters():
+    """Every committed chapter model is the recipe its chapter asks for (the chapters call the
+    same recipe functions), and the Fig. 4 region counts are the profile's."""
+    from reidlib.methods.stnreid import STNReIDMethod
+    from reidlib.methods.vpm import FIG4_P, VPMMethod
+
+    reg = W.registry()
+    for p in FIG4_P["book"]:
+        assert reg[f"04_vpm/vpm-top-p{p}"].config() == VPMMethod.recipe("book", parts=(p, 1))
+    assert reg["04_vpm/vpm-top-p6-mvpm-2"].config() == VPMMethod.recipe("book", "mvpm-2")
+    pm = reg["05_stnreid/stage2-PM"]
+    assert pm.inputs == ("backbone-resnet10s", "05_stnreid/stage1-Ep1")
+    assert pm.config() == STNReIDMethod.stage_recipe(
+        "book", stage=2, setting="Ep5", stn_weights="weights/book/05_stnreid/stage1-Ep1.safetensors")
+    # Table 2's Ep1 starts from scratch, the "PT" settings from the pretrained backbone
+    assert reg["05_stnreid/stage1-Ep1"].inputs == () and not reg["05_stnreid/stage1-Ep1"].config().pretrained
+    assert reg["05_stnreid/stage1-Ep5"].config().extra["backbone_weights"] == "weights/book/backbone-resnet10s.safetensors"

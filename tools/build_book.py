@@ -1,7 +1,11 @@
 #!/usr/bin/env python
 """Execute every chapter once with papermill, then build the HTML book from those outputs.
 
-    python tools/build_book.py [--profile smoke|full] [--only 00 03] [--no-execute] [--no-build]
+    python tools/build_book.py [--profile book|smoke|full] [--only 00 03] [--no-execute] [--no-build]
+
+The default profile is ``book`` (``$REIDLIB_PROFILE`` overrides it): every chapter evaluates the
+committed weights of ``weights/book/`` and trains nothing; a missing or stale file stops the
+chapter with a message naming it and the command that retrains it.
 
 1. Each notebook listed in ``_toc.yml`` runs with papermill (cwd ``notebooks/``), with
    ``profile`` injected, into ``_build/executed/notebooks/``.  Timings go to
@@ -124,7 +128,7 @@ def build() -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profile", default=os.environ.get("REIDLIB_PROFILE", "smoke"), choices=["smoke", "book", "full"])
+    ap.add_argument("--profile", default=os.environ.get("REIDLIB_PROFILE", "book"), choices=["smoke", "book", "full"])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--only", nargs="*", help="chapter number prefixes to execute (default: all)")
     ap.add_argument("--no-execute", action="store_true", help="reuse _build/executed")
