@@ -56,7 +56,9 @@ def git_commit(root: Path | None = None) -> str:
     """The ``HEAD`` sha of the git checkout at ``root`` (default: the reidlib package's folder).
 
     ``+dirty`` is appended when tracked files differ from ``HEAD`` (untracked files do not
-    count); ``"unknown"`` outside a git checkout or without git.
+    count, nor ``results/``: the outputs that runs write, so that a book build from a clean
+    commit records that commit in every results file it writes); ``"unknown"`` outside a git
+    checkout or without git.
     """
     where = Path(root) if root is not None else Path(__file__).resolve().parent
     try:
@@ -64,7 +66,8 @@ def git_commit(root: Path | None = None) -> str:
         sha = head.stdout.strip()
         if head.returncode != 0 or not sha:
             return "unknown"
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                 ":(top)", ":(top,exclude)results"], cwd=where,
                                 capture_output=True, text=True, timeout=10)
         return sha + ("+dirty" if status.returncode == 0 and status.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):

@@ -53,12 +53,17 @@ def test_git_commit_dirty(tmp_path):
     git("config", "user.email", "t@example.com")
     git("config", "user.name", "t")
     (tmp_path / "a.txt").write_text("1")
-    git("add", "a.txt")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "r.json").write_text("{}")
+    git("add", "a.txt", "results/r.json")
     git("commit", "-q", "-m", "one")
     clean = git_commit(tmp_path)
     assert re.match(r"^[0-9a-f]{40}$", clean)
     (tmp_path / "untracked.txt").write_text("x")  # untracked files do not count
     assert git_commit(tmp_path) == clean
+    (tmp_path / "results" / "r.json").write_text('{"a": 1}')  # nor the outputs that runs write
+    assert git_commit(tmp_path) == clean
+    assert git_commit(tmp_path / "results") == clean  # from a subfolder too
     (tmp_path / "a.txt").write_text("2")
     assert git_commit(tmp_path) == clean + "+dirty"
 
