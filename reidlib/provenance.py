@@ -29,6 +29,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from typing import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,13 +53,14 @@ RESULTS_SCHEMA = "reidlib-results-v1"
 
 
 # ----------------------------------------------------------------------------- commit
-def git_commit(root: Path | None = None) -> str:
+def git_commit(root: Path | None = None, ignore: Sequence[str] = ("results",)) -> str:
     """The ``HEAD`` sha of the git checkout at ``root`` (default: the reidlib package's folder).
 
     ``+dirty`` is appended when tracked files differ from ``HEAD`` (untracked files do not
-    count, nor ``results/``: the outputs that runs write, so that a book build from a clean
-    commit records that commit in every results file it writes); ``"unknown"`` outside a git
-    checkout or without git.
+    count, nor the folders in ``ignore``: by default ``results/``, the outputs that runs write,
+    so that a book build from a clean commit records that commit in every results file it
+    writes; the weights store also ignores ``weights/``, which it writes); ``"unknown"`` outside
+    a git checkout or without git.
     """
     where = Path(root) if root is not None else Path(__file__).resolve().parent
     try:
@@ -66,8 +68,8 @@ def git_commit(root: Path | None = None) -> str:
         sha = head.stdout.strip()
         if head.returncode != 0 or not sha:
             return "unknown"
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                 ":(top)", ":(top,exclude)results"], cwd=where,
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+                                 *(f":(top,exclude){p}" for p in ignore)], cwd=where,
                                 capture_output=True, text=True, timeout=10)
         return sha + ("+dirty" if status.returncode == 0 and status.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):

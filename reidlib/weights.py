@@ -269,7 +269,7 @@ def train_weights(name: str, device: str = "auto", progress: bool = True, overwr
         "method": spec.method, "description": spec.description, "data": spec.data, "seed": spec.seed,
         "export": spec.export, "classifier": spec.keep_head, "num_classes": dataset.num_train_pids,
         "recipe": cfg.to_dict(), "recipe_hash": spec.key(digests), "inputs": digests,
-        "command": spec.command, "commit": git_commit(), "hardware": hardware(resolve_device(device)),
+        "command": spec.command, "commit": git_commit(ignore=("results", "weights")), "hardware": hardware(resolve_device(device)),
         "wall_time_s": fit.train_time_s, "seconds_this_call": round(time.perf_counter() - t0, 1),
         "images_seen": int(sum(e["images"] for e in log)), "epochs": len(log),
         "final_loss": log[-1]["loss"] if log else None, "dtype": "float16",
