@@ -29,8 +29,8 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from typing import Sequence
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
