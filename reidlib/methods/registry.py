@@ -7,6 +7,7 @@ import importlib
 METHODS: dict[str, str] = {
     "baseline": "reidlib.methods.baseline:BaselineMethod",
     "pcb": "reidlib.methods.pcb:PCBMethod",
+    "ppcl": "reidlib.methods.ppcl:PPCLMethod",
     "stnreid": "reidlib.methods.stnreid:STNReIDMethod",
     "vpm": "reidlib.methods.vpm:VPMMethod",
 }
