@@ -20,7 +20,11 @@ IDS = {
                "vpm.t2.crop-matches-test", "vpm.t3.ablations-lose", "vpm.t3.mvpm1-holistic",
                "vpm.regions-beyond-crops"],
     "05_stnreid": ["stn.t2.stn-helps", "stn.t2.gain-shrinks", "stn.t3.pm-beats-mm", "stn.localises"],
+    "06_ppcl": ["ppcl.t1a.r-beats-resize", "ppcl.t1a.each-constraint-helps", "ppcl.t1a.complementary",
+                "ppcl.t1c.optimum", "ppcl.t2.beats-vpm-stn", "ppcl.fig5.every-ratio", "ppcl.gate.accuracy",
+                "ppcl.cost.shortlist"],
 }
+BEYOND = ("vpm.regions-beyond-crops", "stn.localises", "ppcl.cost.shortlist")
 
 
 def check(cid, m) -> Verdict:
@@ -46,11 +50,11 @@ def test_every_claim_id_present_exactly_once_with_a_quote():
 
 
 def test_claims_beyond_the_papers_say_so():
-    for cid in ("vpm.regions-beyond-crops", "stn.localises"):
+    for cid in BEYOND:
         assert CLAIMS[cid].quote.startswith("(not in the paper")
         assert "not in the paper" in CLAIMS[cid].reported
     for cid, c in CLAIMS.items():
-        if cid not in ("vpm.regions-beyond-crops", "stn.localises"):
+        if cid not in BEYOND:
             assert "not in the paper" not in c.quote, cid
 
 
@@ -77,6 +81,13 @@ def test_reported_strings_come_from_reported_data():
     assert CLAIMS["vpm.t1.beats-baseline"].reported.startswith("VPM − baseline R-1: +6.4, +5.4, +4.3, +4.4, +4.6, +6.2")
     assert CLAIMS["vpm.t1.graceful"].reported == "R-1 lost from γ 1.0 to 0.5: VPM 22.1, baseline 22.3, PCB 92.5"
     assert "Ep1 +7.3, Ep5 +0.7" in CLAIMS["stn.t2.gain-shrinks"].reported
+    assert CLAIMS["ppcl.t1a.r-beats-resize"].reported == "R-1 +R 65.3, Resize 51.3"
+    assert CLAIMS["ppcl.t1a.complementary"].reported == "R-1 PPCL 79.0; w/ PP-Triplet 71.3, w/ PP-Cycle 72.7"
+    assert CLAIMS["ppcl.t1c.optimum"].reported == "R-1 79.0 at (10, 1), the grid's maximum (next: 78.9 at (100, 0.1))"
+    assert CLAIMS["ppcl.t2.beats-vpm-stn"].reported.startswith("Partial-REID R-1 PPCL 79.0, VPM 67.7, STNReID 66.7")
+    assert CLAIMS["ppcl.gate.accuracy"].reported == "gate accuracy 94.3 % (Sec. 4.3)"
+    assert "4.1 / 4.8 / 29.4 s" in CLAIMS["ppcl.cost.shortlist"].reported
+    assert CLAIMS["ppcl.fig5.every-ratio"].reported == "plotted only, no numbers (Fig. 5)"
 
 
 def test_unknown_claim_id_is_a_clear_error():
@@ -244,6 +255,96 @@ def test_stn_claims():
     assert not check("stn.localises", ch5(**{"iou.ep1": 0.40})).holds
 
 
+# --------------------------------------------------------------------------- chapter 06
+
+
+RATIOS = (0.2, 0.4, 0.6, 0.8, 1.0)
+T1C = {(0.1, 1.0): 73.5, (1.0, 1.0): 74.3, (10.0, 0.1): 78.2, (10.0, 1.0): 79.0, (10.0, 10.0): 77.3,
+       (100.0, 1.0): 78.8}
+
+
+def ch6(**over):
+    m = {"t1a.pad.r1": 51.0, "t1a.resize.r1": 51.3, "t1a.r.r1": 65.3, "t1a.r-l-triplet.r1": 71.3,
+         "t1a.r-l-cycle.r1": 72.7, "t1a.ppcl.r1": 79.0, "t1a.n_query": 300,
+         **{C.grid_key(*c): v for c, v in T1C.items()}, "t1c.n_query": 300,
+         "t2.ppcl.reid.r1": 79.0, "t2.vpm.reid.r1": 67.7, "t2.stn.reid.r1": 66.7,
+         "t2.ppcl.ilids.r1": 69.7, "t2.vpm.ilids.r1": 67.2, "t2.stn.ilids.r1": 54.6,
+         **{C.ratio_key("ppcl", g): 40.0 + 50 * g for g in RATIOS},
+         **{C.ratio_key("resize", g): 30.0 + 50 * g for g in RATIOS}, "fig5.n_query": 150,
+         "gate.accuracy": 94.3, "gate.n_images": 810,
+         "cost.resize.s": 4.1, "cost.shortlist.s": 6.0, "cost.all.s": 29.4, "cost.shortlist.r1": 78.7,
+         "cost.all.r1": 79.0, "cost.n_query": 300}
+    m.update(over)
+    return m
+
+
+def test_ppcl_keys():
+    assert C.grid_key(10, 1) == "t1c.r1@10,1" and C.grid_key(0.1, 100.0) == "t1c.r1@0.1,100"
+    assert C.ratio_key("ppcl", 0.2) == "fig5.ppcl.r1@0.2"
+
+
+def test_ppcl_claims_hold_on_the_papers_numbers():
+    m = ch6()
+    for cid in IDS["06_ppcl"]:
+        assert check(cid, m).holds, (cid, check(cid, m))
+
+
+def test_ppcl_t1a():
+    v = check("ppcl.t1a.r-beats-resize", ch6())
+    assert v.measured == "R-1 +R 65.3; Resize 51.3" and v.evidence.startswith("+R ahead: +14.0 over Resize; noise ±")
+    v = check("ppcl.t1a.r-beats-resize", ch6(**{"t1a.r.r1": 51.3}))
+    assert not v.holds and v.evidence.startswith("+R not ahead of Resize (+0.0")
+    v = check("ppcl.t1a.each-constraint-helps", ch6(**{"t1a.r-l-cycle.r1": 60.0}))
+    assert not v.holds and v.evidence.startswith("not ahead of +R: w/ PP-Cycle (-5.3")
+    assert check("ppcl.t1a.each-constraint-helps", ch6()).evidence.startswith("each constraint beats +R: w/ PP-Triplet +6.0")
+    v = check("ppcl.t1a.complementary", ch6(**{"t1a.ppcl.r1": 72.0}))
+    assert not v.holds and "PPCL not ahead of w/ PP-Cycle (-0.7" in v.evidence and "PP-Triplet" not in v.evidence
+    assert check("ppcl.t1a.complementary", ch6()).measured == "R-1 PPCL 79.0; w/ PP-Triplet 71.3, w/ PP-Cycle 72.7"
+
+
+def test_ppcl_t1c_optimum_best_or_within_noise():
+    v = check("ppcl.t1c.optimum", ch6())
+    assert v.holds and v.evidence == "(10, 1) is the best cell, +0.2 points over the next"
+    assert v.measured == "R-1 at (λ_cyc, λ_tri) = (10, 1): 79.0; best of 6 cells: 79.0 at (10, 1)"
+    # another cell ahead, but within one standard error (about 3.3 points on 300 queries)
+    v = check("ppcl.t1c.optimum", ch6(**{C.grid_key(100, 1): 81.0}))
+    assert v.holds and v.evidence.startswith("(10, 1) within noise of the best (100, 1): -2.0 points, noise ±")
+    v = check("ppcl.t1c.optimum", ch6(**{C.grid_key(1, 1): 86.0}))
+    assert not v.holds and v.evidence.startswith("(1, 1) beats (10, 1) by 7.0 points, beyond the noise ±")
+    # the optimum must be trained, and one cell is no grid
+    grid = {k: v for k, v in ch6().items() if not k.startswith("t1c.r1@")}
+    with pytest.raises(C.MissingMeasurement, match=r"t1c\.r1@10,1"):
+        check("ppcl.t1c.optimum", grid)
+    with pytest.raises(C.MissingMeasurement, match="a second cell"):
+        check("ppcl.t1c.optimum", {**grid, C.grid_key(10, 1): 50.0})
+
+
+def test_ppcl_t2_and_fig5():
+    v = check("ppcl.t2.beats-vpm-stn", ch6())
+    assert v.holds and v.evidence == "PPCL ahead of both on both sets, by 2.5 to 15.1 points"
+    v = check("ppcl.t2.beats-vpm-stn", ch6(**{"t2.stn.ilids.r1": 70.0}))
+    assert not v.holds and v.evidence == "PPCL not ahead of STNReID on iLIDS-like (-0.3)"
+    v = check("ppcl.fig5.every-ratio", ch6())
+    assert v.holds and v.measured == "PPCL − Resize R-1: +10.0, +10.0, +10.0, +10.0, +10.0 (ratio 0.2 … 1.0)"
+    v = check("ppcl.fig5.every-ratio", ch6(**{C.ratio_key("ppcl", 0.2): 40.0}))
+    assert not v.holds and v.evidence == "PPCL not ahead at ratio 0.2"
+    with pytest.raises(C.MissingMeasurement):  # a ratio of PPCL without Resize's
+        check("ppcl.fig5.every-ratio", {k: v for k, v in ch6().items() if k != C.ratio_key("resize", 0.6)})
+
+
+def test_ppcl_gate_and_cost():
+    assert check("ppcl.gate.accuracy", ch6()).measured == "gate accuracy 94.3 % (810 images)"
+    assert check("ppcl.gate.accuracy", ch6(**{"gate.accuracy": 90.0})).holds
+    v = check("ppcl.gate.accuracy", ch6(**{"gate.accuracy": 71.5}))
+    assert not v.holds and v.evidence == "below 90 % (-18.5 points)"
+    v = check("ppcl.cost.shortlist", ch6())
+    assert v.holds and v.evidence == "1.5x Resize's time (4.9x faster than all pairs), +0.3 R-1 points lost against all pairs"
+    v = check("ppcl.cost.shortlist", ch6(**{"cost.shortlist.s": 9.0, "cost.shortlist.r1": 77.0}))
+    assert not v.holds and v.evidence == ("the shortlist costs 2.2x Resize's time (more than 2x); it loses 2.0 R-1 "
+                                          "points against all pairs (more than 1)")
+    assert check("ppcl.cost.shortlist", ch6(**{"cost.shortlist.r1": 80.0})).holds  # a gain is no loss
+
+
 # --------------------------------------------------------------------------- the seed rule
 
 
@@ -309,7 +410,13 @@ def test_write_claims_merges_chapters(tmp_path):
     # and chapter 04 lands between them
     m4 = {0: ch4(), 1: ch4(), 2: ch4()}
     write_claims(path, "04_vpm", evaluate_claims("04_vpm", m4))
+    assert [r["id"] for r in C.read_claims(path)["rows"]] == [i for ch in ("03_holistic_models_fail", "04_vpm", "05_stnreid")
+                                                              for i in IDS[ch]]
+    # and chapter 06 after them
+    m6 = {0: ch6(), 1: ch6(), 2: ch6()}
+    write_claims(path, "06_ppcl", evaluate_claims("06_ppcl", m6), measured_by_seed=m6)
     assert [r["id"] for r in C.read_claims(path)["rows"]] == [i for ids in IDS.values() for i in ids]
+    assert C.measured_of(path, "06_ppcl")[2]["t1a.ppcl.r1"] == 79.0
 
 
 def test_write_claims_rejects_foreign_rows(tmp_path):

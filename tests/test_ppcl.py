@@ -633,3 +633,41 @@ def test_smoke_training_through_train_stages(tmp_path):
         assert torch.equal(a, b)
     back = load_run(out).model
     torch.testing.assert_close(back.matcher()(back.extract(x), back.extract(x)), d)
+
+
+def test_glrec_once_then_each_variant_from_it(tmp_path):
+    """A chapter trains GLRec once (glrec_recipe: one stage) and starts each variant's PPCL stage
+    from that run (ppcl_recipe); full's F stage is its own recipe (backbone_recipe)."""
+    from reidlib.data.synthpeds import SynthPeds
+    from reidlib.engine.runs import train_stages
+    from reidlib.methods.ppcl import PPCLMethod, PPCLSettings
+
+    g = PPCLMethod.glrec_recipe("smoke")
+    assert [s.name for s in PPCLMethod.stages(g)] == ["glrec"] and g.extra["glrec_only"]
+    assert g.replace(extra={**g.extra, "glrec_only": False}) == PPCLMethod.recipe("smoke")
+    p = PPCLMethod.ppcl_recipe("smoke", "r-l-cycle", glrec_weights="runs/g", lambda_cyc=1.0)
+    assert [s.name for s in PPCLMethod.stages(p)] == ["ppcl"]
+    assert p.extra["stage"] == "ppcl" and not p.extra["glrec_only"] and p.extra["glrec_weights"] == "runs/g"
+    assert p.extra["variant"] == "r-l-cycle" and p.extra["lambda_cyc"] == 1.0 and p.sampler == "pk"
+    assert p == PPCLMethod.stage_recipe(PPCLMethod.recipe("smoke", "r-l-cycle", lambda_cyc=1.0), "ppcl",
+                                        glrec_weights="runs/g")
+    # the GLRec-only flag leaves no trace in a later stage derived from it
+    assert PPCLMethod.stage_recipe(g, "ppcl", glrec_weights="runs/g").extra["glrec_only"] is False
+    with pytest.raises(ValueError, match="exactly one of glrec_weights"):
+        PPCLMethod.ppcl_recipe("smoke")
+    with pytest.raises(ValueError, match="glrec_only=True trains the GLRec stage alone"):
+        PPCLSettings(stage="ppcl", glrec_only=True)
+    with pytest.raises(ValueError, match="no backbone stage"):
+        PPCLMethod.backbone_recipe("smoke", "runs/g")
+    bb = PPCLMethod.backbone_recipe("full", "runs/g")
+    assert bb.extra["stage"] == "backbone" and bb.epochs == 120 and [s.name for s in PPCLMethod.stages(bb)] == ["backbone"]
+    assert PPCLMethod.ppcl_recipe("full", init_weights="runs/b").extra["init_weights"] == "runs/b"
+    # one iteration each on SynthPeds tiny: GLRec's run, then a variant's PPCL stage from its folder
+    ds = SynthPeds("tiny", seed=0)
+    tiny = dict(image_size=SIZE, batch_p=4, batch_k=2, epochs=1, max_iters_per_epoch=1)
+    g = g.replace(**tiny)
+    glrec_fit = train_stages(PPCLMethod, g, ds, tmp_path / "glrec", device="cpu", progress=False)
+    assert isinstance(glrec_fit.model, GLRec) and (tmp_path / "glrec" / "model.safetensors").exists()
+    p = PPCLMethod.ppcl_recipe("smoke", "ppcl", glrec_weights=str(tmp_path / "glrec")).replace(**tiny)
+    fit = train_stages(PPCLMethod, p, ds, tmp_path / "ppcl", device="cpu", progress=False)
+    assert {"L_pp_cycle", "L_pp_triplet"} <= set(fit.metrics["ppcl"]["last_epoch"])

@@ -17,6 +17,10 @@ Stages (:meth:`PPCLMethod.stages`, run by :func:`reidlib.engine.runs.train_stage
    drawn on the device), and GLRec, F and CRLoc are trained jointly with Eq. 6.
    ``L_F`` is taken on both the rectified crops and the holistic images.
 
+A chapter that trains several PPCL models trains GLRec once: :meth:`PPCLMethod.glrec_recipe`
+is the GLRec stage alone (``glrec_only``), and :meth:`PPCLMethod.ppcl_recipe` is the PPCL stage
+of a variant starting from that run (``glrec_weights``).
+
 Table 1a's rows are :data:`PPCL_VARIANTS` (``"r"``: +R, ``"r-l-triplet"``, ``"r-l-cycle"``,
 ``"ppcl"``); Pad and Resize are the strong baseline with a padding or resizing test transform.
 Table 1c's grid sets ``lambda_cyc`` and ``lambda_tri``.  The network is
@@ -45,6 +49,13 @@ __all__ = ["PPCLVariant", "PPCL_VARIANTS", "PPCL_STAGES", "PPCLSettings", "PPCLM
 
 #: The training stages, in order (``backbone`` only where the recipe sets ``backbone_stage``).
 PPCL_STAGES = ("glrec", "backbone", "ppcl")
+
+# Why the GLRec and PPCL stages train without padding (``pad = 0``, flip only): the padding
+# augmentation shifts a holistic frame and leaves a constant strip at its border; a partial crop,
+# cut inside the person's box and resized, never has one, and no test image does.  The gate then
+# learns the strip instead of partiality.  Measured on smoke (GLRec trained with pad = 5): its gate
+# was right on 97 % of its padded training items but on 56 % of the same items without padding,
+# and it called 88 to 96 % of SynthPeds' holistic test images partial (by split).
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,7 @@ class PPCLSettings(Settings):
     """
 
     stage: str = setting("glrec", choices=PPCL_STAGES)
+    glrec_only: bool = setting(False, doc="GLRec stage recipes: train GLRec alone (no later stages)")
     variant: str = setting("ppcl", choices=tuple(PPCL_VARIANTS), doc="Table 1a's row")
     lambda_cyc: float = setting(10.0, min=0.0, doc="Eq. 13's weight of PP-Cycle")
     lambda_tri: float = setting(1.0, min=0.0, doc="Eq. 13's weight of PP-Triplet")
@@ -137,6 +149,9 @@ class PPCLSettings(Settings):
             if bad:
                 raise ValueError(f"{where}: {key} has unknown TrainConfig fields {bad}; accepted: "
                                  f"{', '.join(sorted(fields))}")
+        if self.glrec_only and self.stage != "glrec":
+            raise ValueError(f"{where}: glrec_only=True trains the GLRec stage alone, but stage={self.stage!r}; "
+                             f"glrec_only belongs to GLRec-stage recipes (PPCLMethod.glrec_recipe)")
         if self.match == "crloc" and not self.variant_info.crloc:
             raise ValueError(f"{where}: match='crloc' needs a trained CRLoc, but variant={self.variant!r} (+R) trains "
                              f"none; use match='glrec' or 'global', or a variant with a constraint "
@@ -179,11 +194,12 @@ class PPCLMethod(Method):
             # 160, held at 5e-2 before, ends at 0 with the same mean rate), batches of 128.  F: ResNet-50
             # (ImageNet) 120 epochs of Adam at 5e-4, x0.1 every 40, 16 ids x 4; then GLRec, F and CRLoc
             # jointly for 40 epochs of Adam at 5e-4 (batches as F's: the paper does not say).  Input
-            # 256x128, the strong baseline's augmentation for F's own stage, none but flip + pad for crops.
+            # 256x128, the strong baseline's augmentation for F's own stage (flip, pad 10, random erasing),
+            # flip only in GLRec's and the joint stage (pad = 0: see the note at the top).
             x.update(glrec_backbone="resnet18", glrec_pretrained=True)
             x["backbone_stage"] = {"epochs": 120, "sampler": "pk", "batch_p": 16, "batch_k": 4, "optimizer": "adam",
                                    "lr": 5e-4, "scheduler": "step", "milestones": (40, 80), "gamma": 0.1,
-                                   "warmup_epochs": 0, "warmup_factor": 1.0, "random_erasing": 0.5}
+                                   "warmup_epochs": 0, "warmup_factor": 1.0, "random_erasing": 0.5, "pad": 10}
             x["ppcl_stage"] = {"epochs": 40, "sampler": "pk", "batch_p": 16, "batch_k": 4, "optimizer": "adam",
                                "lr": 5e-4, "scheduler": "step", "milestones": (), "warmup_epochs": 0,
                                "warmup_factor": 1.0, "random_erasing": 0.0}
@@ -191,7 +207,7 @@ class PPCLMethod(Method):
                 image_size=(256, 128), backbone="resnet50", pretrained=True, last_stride=1, epochs=160, batch_p=16,
                 batch_k=8, sampler="random", optimizer="sgd", lr=5e-2, momentum=0.9, weight_decay=5e-4,
                 backbone_lr_mult=1.0, scheduler="cosine", milestones=(), warmup_epochs=60, warmup_factor=1.0,
-                random_erasing=0.0, flip=0.5, pad=10, checkpoint_every=10, extra=x,
+                random_erasing=0.0, flip=0.5, pad=0, checkpoint_every=10, extra=x,
             )
         elif profile == "smoke":
             # CPU seconds on SynthPeds smoke: the quarter-width one-block ResNet from scratch for R and
@@ -205,7 +221,7 @@ class PPCLMethod(Method):
                 image_size=(128, 64), backbone="resnet10s", pretrained=False, last_stride=1, epochs=2, batch_p=8,
                 batch_k=4, sampler="random", optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4,
                 backbone_lr_mult=1.0, scheduler="step", milestones=(1,), gamma=0.1, warmup_epochs=0,
-                warmup_factor=1.0, random_erasing=0.0, flip=0.5, pad=5, amp=True, num_workers=0,
+                warmup_factor=1.0, random_erasing=0.0, flip=0.5, pad=0, amp=True, num_workers=0,
                 checkpoint_every=0, max_iters_per_epoch=20, extra=x,
             )
         elif profile == "book":
@@ -231,13 +247,46 @@ class PPCLMethod(Method):
             cfg = TrainConfig(
                 **book_recipe_defaults(), epochs=2, batch_p=16, batch_k=8, sampler="random", optimizer="sgd",
                 lr=5e-2, momentum=0.9, weight_decay=5e-4, backbone_lr_mult=1.0, scheduler="step", milestones=(1,),
-                gamma=0.1, warmup_epochs=0, warmup_factor=1.0, random_erasing=0.0, flip=0.5, pad=5,
+                gamma=0.1, warmup_epochs=0, warmup_factor=1.0, random_erasing=0.0, flip=0.5, pad=0,
                 max_iters_per_epoch=88, extra=x,
             )
         else:
             raise ValueError(f"unknown profile {profile!r}: PPCL has recipes 'smoke', 'book' and 'full'")
         settings = PPCLSettings.from_dict({**cfg.extra, **extra}, where="PPCLMethod.recipe")
         return cfg.replace(extra=settings.to_dict())
+
+    @classmethod
+    def glrec_recipe(cls, profile: str, **extra) -> TrainConfig:
+        """GLRec's pre-training alone (supplementary Sec. 2.1) for ``profile``: the GLRec stage of
+        :meth:`recipe` with ``glrec_only`` set, so that :meth:`stages` is that one stage.  Its run
+        (folder or ``model.safetensors``) is the ``glrec_weights`` of :meth:`ppcl_recipe`: a chapter
+        trains GLRec once and starts every variant's PPCL stage from it."""
+        return cls.recipe(profile, glrec_only=True, **extra)
+
+    @classmethod
+    def backbone_recipe(cls, profile: str, glrec_weights: str | Path, **extra) -> TrainConfig:
+        """F's own stage alone (``full``: "we first train the backbone network for 120 epochs"),
+        with GLRec loaded from ``glrec_weights`` and frozen; its run is the ``init_weights`` of
+        :meth:`ppcl_recipe`.  ``ValueError`` for a profile without that stage."""
+        cfg = cls.recipe(profile, **extra)
+        if not PPCLSettings.from_dict(cfg.extra).backbone_stage:
+            raise ValueError(f"PPCLMethod.backbone_recipe: the {profile!r} recipe has no backbone stage "
+                             f"(backbone_stage is empty: F starts from its initial weights in the PPCL stage)")
+        return cls.stage_recipe(cfg, "backbone", glrec_weights=glrec_weights)
+
+    @classmethod
+    def ppcl_recipe(cls, profile: str, variant: str = "ppcl", glrec_weights: str | Path | None = None,
+                    init_weights: str | Path | None = None, **extra) -> TrainConfig:
+        """The PPCL stage alone (Algorithm 1) of ``variant`` for ``profile``, starting from the
+        pre-trained GLRec ``glrec_weights`` (a :meth:`glrec_recipe` run or its weights file) or,
+        after F's own stage, from that run's whole model ``init_weights``
+        (:meth:`backbone_recipe`); ``extra`` overrides settings (e.g. Table 1c's ``lambda_cyc`` /
+        ``lambda_tri``)."""
+        if (glrec_weights is None) == (init_weights is None):
+            raise ValueError("PPCLMethod.ppcl_recipe: give exactly one of glrec_weights (a PPCLMethod.glrec_recipe "
+                             "run folder or its model.safetensors) and init_weights (a backbone_recipe run)")
+        return cls.stage_recipe(cls.recipe(profile, variant, **extra), "ppcl", glrec_weights=glrec_weights,
+                                init_weights=init_weights)
 
     @classmethod
     def stage_recipe(cls, cfg: TrainConfig, stage: str, glrec_weights: str | Path | None = None,
@@ -250,16 +299,17 @@ class PPCLMethod(Method):
         if stage == "glrec":
             return cfg
         fields = s.backbone_stage if stage == "backbone" else s.ppcl_stage
-        extra = s.replace(stage=stage, glrec_weights=None if glrec_weights is None else str(glrec_weights),
+        extra = s.replace(stage=stage, glrec_only=False,
+                          glrec_weights=None if glrec_weights is None else str(glrec_weights),
                           init_weights=None if init_weights is None else str(init_weights)).to_dict()
         return cfg.replace(**fields, extra=extra)
 
     @classmethod
     def stages(cls, cfg: TrainConfig) -> list[Stage]:
         """GLRec (seed + 0), [F alone (seed + 1)], PPCL (seed + 2), each from the earlier ones'
-        weights; a recipe of a later stage alone is one stage."""
+        weights; a recipe of a later stage alone, or GLRec's with ``glrec_only``, is one stage."""
         s = PPCLSettings.from_dict(cfg.extra)
-        if s.stage != "glrec":
+        if s.stage != "glrec" or s.glrec_only:
             return [Stage(s.stage, cfg)]
         out = [Stage("glrec", cfg)]
         if s.backbone_stage:
