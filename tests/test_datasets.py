@@ -220,6 +220,37 @@ def test_masks_parallel_folder(tmp_path):
         ds.read_mask(rec.path)
 
 
+def test_missing_masks_are_named_with_their_expected_path(tmp_path):
+    """masks=True (or check_masks) names every image without its mask and where it was expected;
+    the training datasets that need masks name the expected file too."""
+    from reidlib.data.loader import ImageDataset
+
+    d = _market(tmp_path)
+    ds = Market1501(d, check_counts=False)
+    assert len(ds.missing_masks()) == 3 + 2 + 3
+    with pytest.raises(FileNotFoundError) as e:
+        Market1501(d, check_counts=False, masks=True)
+    msg = str(e.value)
+    img = ds.train[0].path
+    assert "8 of 8 images of train/query/gallery have no part mask" in msg
+    assert f"{img} -> expected mask {mask_path_for(img)}" in msg and "... and 3 more" in msg
+    with pytest.raises(FileNotFoundError, match=str(mask_path_for(img))):
+        ImageDataset(ds.train, ds, with_mask=True)[0]
+    for r in ds.train:
+        mp = ds.mask_path(r.path)
+        mp.parent.mkdir(exist_ok=True)
+        Image.fromarray(np.zeros((16, 8), np.uint8)).save(mp)
+    ds.check_masks(("train",))  # the training images have theirs now
+    with pytest.raises(FileNotFoundError, match=r"(?s)2 of 2 images of query have no part mask.*query_masks"):
+        ds.check_masks(("query",))
+    with pytest.raises(ValueError, match="unknown split 'val'"):
+        ds.check_masks(("val",))
+    # a partial set's reader takes the option too; its masks keep the sub-folders of the images
+    _tree(tmp_path / "Partial-REID", {"partial_body_images": ["001_01.jpg"], "whole_body_images": ["001_01.jpg"]})
+    with pytest.raises(FileNotFoundError, match="partial_body_images_masks"):
+        PartialREID(tmp_path / "Partial-REID", check_counts=False, masks=True)
+
+
 def test_build_dataset(tmp_path):
     d = _market(tmp_path)
     with warnings.catch_warnings():

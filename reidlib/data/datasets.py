@@ -26,6 +26,28 @@ Rules (reference notes, Sec. 1-2):
   extension becomes ``.png`` (``query/0001_c1s1_001051_00.jpg`` ->
   ``query_masks/0001_c1s1_001051_00.png``); :meth:`read_mask` returns it when the file
   exists, else None.
+
+Part-mask layout (what HPNet and SANet train on; the papers take them from a human parser, the
+book's SynthPeds writers write the true ones).  One mask per image, in the parallel ``_masks``
+folder, with the image's stem and the extension ``.png``::
+
+    Market-1501-v15.09.15/
+        bounding_box_train/0002_c1s1_000451_03.jpg
+        bounding_box_train_masks/0002_c1s1_000451_03.png
+        query/...            query_masks/...
+        bounding_box_test/...  bounding_box_test_masks/...
+    Occluded_REID/
+        occluded_body_images/001/001_01.tif
+        occluded_body_images_masks/001/001_01.png     (sub-folders kept)
+
+Each mask is a single-channel (mode L or P) PNG of the image's size whose pixels are part labels
+(:data:`reidlib.data.base.PART_NAMES`): 0 background, 1 head, 2 upper body, 3 lower body, 4 feet,
+255 occluded.  ``reader(root, masks=True)`` (or :meth:`FolderDataset.check_masks`) checks, when
+the dataset is read, that every image has its mask, and otherwise raises ``FileNotFoundError``
+naming the images without one and the mask file each was expected at (file existence only; a
+corrupt mask is named when it is read).  Training datasets that need masks
+(:class:`reidlib.data.loader.PartialCropDataset` / ``ImageDataset`` with ``with_mask=True``)
+name a missing mask the same way.
 """
 
 from __future__ import annotations
@@ -85,19 +107,24 @@ class FolderDataset(ReIDDataset):
     Subclasses set ``dirnames`` (the usual folder names), ``layouts`` (alternative tuples
     of sub-folders that identify the dataset folder) and ``expected`` (``split ->
     (images, ids)`` of a full copy), and implement :meth:`_read`.
+
+    ``masks=True``: every image must have its part mask (the layout is in the module docstring);
+    :meth:`check_masks` raises naming each image without one and the mask path it expected.
     """
 
     dirnames: ClassVar[tuple[str, ...]] = ()
     layouts: ClassVar[tuple[tuple[str, ...], ...]] = ()
     expected: ClassVar[dict[str, tuple[int, int]]] = {}
 
-    def __init__(self, root: str | Path, check_counts: bool = True):
+    def __init__(self, root: str | Path, check_counts: bool = True, masks: bool = False):
         self.root = Path(root).expanduser()
         self.dataset_dir, self.layout = self.resolve_dir(self.root)
         train, query, gallery = self._read(self.dataset_dir, self.layout)
         super().__init__(train, query, gallery)
         if check_counts:
             self.check_counts()
+        if masks:
+            self.check_masks()
 
     # -- locating the folder ------------------------------------------------------
     def layout_text(self) -> str:
@@ -150,6 +177,38 @@ class FolderDataset(ReIDDataset):
         """The part mask at :func:`mask_path_for` ``(path)`` if that file exists, else None."""
         mp = mask_path_for(path)
         return read_mask_file(mp) if mp.is_file() else None
+
+    def mask_path(self, path: str) -> Path:
+        """Where the part mask of image ``path`` is expected (:func:`mask_path_for`)."""
+        return mask_path_for(path)
+
+    def missing_masks(self, splits: tuple[str, ...] = ("train", "query", "gallery")) -> list[tuple[str, str, Path]]:
+        """``(split, image path, expected mask path)`` of every image of ``splits`` without its mask file."""
+        out = []
+        for split in splits:
+            if split not in ("train", "query", "gallery"):
+                raise ValueError(f"{type(self).__name__}.missing_masks: unknown split {split!r}; "
+                                 f"accepted: 'train', 'query', 'gallery'")
+            for rec in getattr(self, split):
+                mp = mask_path_for(rec.path)
+                if not mp.is_file():
+                    out.append((split, rec.path, mp))
+        return out
+
+    def check_masks(self, splits: tuple[str, ...] = ("train", "query", "gallery")) -> None:
+        """Every image of ``splits`` has its part mask (see the module docstring for the layout);
+        otherwise ``FileNotFoundError`` naming the images without one and where each mask was expected."""
+        missing = self.missing_masks(tuple(splits))
+        if not missing:
+            return
+        total = sum(len(getattr(self, s)) for s in splits)
+        shown = "\n".join(f"    {img} -> expected mask {mp}" for _, img, mp in missing[:5])
+        more = f"\n    ... and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise FileNotFoundError(
+            f"{type(self).__name__} at {self.dataset_dir}: {len(missing)} of {total} images of "
+            f"{'/'.join(splits)} have no part mask:\n{shown}{more}\n"
+            f"(one single-channel PNG of part labels per image, same stem, in the parallel '<folder>_masks' "
+            f"folder: see reidlib.data.datasets)")
 
 
 # ---------------------------------------------------------------------------------
@@ -261,13 +320,13 @@ class PartialREID(_PartialStyle):
     QUERY_DIRS = {"partial": "partial_body_images", "occluded": "occluded_body_images"}
     expected = {"query": (300, 60), "gallery": (300, 60)}
 
-    def __init__(self, root: str | Path, query: str = "partial", check_counts: bool = True):
+    def __init__(self, root: str | Path, query: str = "partial", check_counts: bool = True, masks: bool = False):
         if query not in self.QUERY_DIRS:
             raise ValueError(f"PartialREID(query={query!r}): accepted values are 'partial' (partial_body_images/) "
                              f"and 'occluded' (occluded_body_images/)")
         self.query_kind = query
         self.layouts = ((self.QUERY_DIRS[query], "whole_body_images"),)
-        super().__init__(root, check_counts=check_counts)
+        super().__init__(root, check_counts=check_counts, masks=masks)
 
 
 class PartialiLIDS(_PartialStyle):

@@ -95,9 +95,12 @@ class _RecordDataset(Dataset):
         if self.with_mask:
             mask = self.source.read_mask(rec.path)
             if mask is None:
+                where = getattr(self.source, "mask_path", None)
+                expected = (f"expected at {where(rec.path)}" if callable(where)
+                            else "masks live at <dir>_masks/<stem>.png for datasets on disk")
                 raise FileNotFoundError(
                     f"with_mask=True but {type(self.source).__name__} has no part mask for {rec.path!r} "
-                    f"(masks live at <dir>_masks/<stem>.png for datasets on disk)"
+                    f"({expected}; see reidlib.data.datasets for the mask layout)"
                 )
             if mask.shape != img.shape[:2]:
                 raise ValueError(f"mask of {rec.path!r} has shape {mask.shape}, image {img.shape[:2]}; expected equal (H, W)")

@@ -1,7 +1,7 @@
 """reidlib.methods: each method's typed settings, recipes per profile, loss and training stages.
 
-One module per method (``baseline``, ``pcb``, ``vpm``, ``stnreid``, ``ppcl``); :mod:`reidlib.methods.base`
-holds :class:`TrainConfig`, :class:`Settings`, :class:`Method` and :class:`Stage`; the registry
+One module per method (``baseline``, ``pcb``, ``vpm``, ``stnreid``, ``ppcl``, ``hpnet``, ``sanet``);
+:mod:`reidlib.methods.base` holds :class:`TrainConfig`, :class:`Settings`, :class:`Method` and :class:`Stage`; the registry
 maps CLI names to classes.  Methods import data, models and losses, never the engine.
 """
 

@@ -6,8 +6,10 @@ import importlib
 
 METHODS: dict[str, str] = {
     "baseline": "reidlib.methods.baseline:BaselineMethod",
+    "hpnet": "reidlib.methods.hpnet:HPNetMethod",
     "pcb": "reidlib.methods.pcb:PCBMethod",
     "ppcl": "reidlib.methods.ppcl:PPCLMethod",
+    "sanet": "reidlib.methods.sanet:SANetMethod",
     "stnreid": "reidlib.methods.stnreid:STNReIDMethod",
     "vpm": "reidlib.methods.vpm:VPMMethod",
 }
