@@ -19,6 +19,7 @@ from reidlib.losses.hpnet import (
     part_mask_focal_loss,
 )
 from reidlib.models.hpnet import HPNet, backbone_feature_size, default_seg_channels, masked_max_pool, part_visibility
+from slow_reference import slow_batch_hard
 
 SIZE = (64, 32)  # a 4 x 2 map with resnet10s at last stride 1
 
@@ -201,17 +202,6 @@ def test_identity_losses_over_visible_branches_only():
     assert torch.equal(logits.grad[~vis], torch.zeros_like(logits.grad[~vis]))  # invisible: no gradient
 
 
-def _slow_batch_hard(dist, valid, labels, margin):
-    n, total, count = len(labels), 0.0, 0
-    for a in range(n):
-        pos = [dist[a][p] for p in range(n) if p != a and labels[p] == labels[a] and valid[a][p]]
-        neg = [dist[a][q] for q in range(n) if labels[q] != labels[a] and valid[a][q]]
-        if pos and neg:
-            total += max(0.0, max(pos) - min(neg) + margin)
-            count += 1
-    return total / count if count else 0.0
-
-
 def test_common_parts_triplet_against_a_slow_reference():
     torch.manual_seed(1)
     parts = torch.randn(6, 4, 8)
@@ -226,7 +216,7 @@ def test_common_parts_triplet_against_a_slow_reference():
             if common:
                 valid[a][b] = True
                 dist[a][b] = sum((parts[a, i] - parts[b, i]).norm().item() for i in common) / len(common)
-    ref = _slow_batch_hard(dist, valid, labels.tolist(), 0.3)
+    ref = slow_batch_hard(dist, valid, labels.tolist(), 0.3)
     assert common_parts_triplet_loss(parts, vis, labels, 0.3).item() == pytest.approx(ref, rel=1e-4, abs=1e-6)
     none = batch_hard_masked(torch.rand(1, 3, 3), torch.zeros(1, 3, 3, dtype=torch.bool), torch.tensor([0, 0, 1]), 0.3)
     assert none.tolist() == [0.0]

@@ -13,6 +13,7 @@ import torch
 from reidlib.losses.sanet import branch_triplet_losses, sanet_total_loss
 from reidlib.metrics.distance import common_parts_distance
 from reidlib.models.sanet import AFE, SANet, afe_connections, scale_sizes, scale_transform
+from slow_reference import slow_batch_hard
 
 SIZE = (64, 32)  # layer 3 at 4 x 2 with resnet10s; the AFE's scales 4x2, 2x1, 1x1
 
@@ -227,17 +228,6 @@ def test_eq7_distance_equals_a_slow_reference_over_commonly_visible_parts():
 
 
 # ----------------------------------------------------------------------------- Eq. 6
-def _slow_batch_hard(dist, valid, labels, margin):
-    n, total, count = len(labels), 0.0, 0
-    for a in range(n):
-        pos = [dist[a][p] for p in range(n) if p != a and labels[p] == labels[a] and valid[a][p]]
-        neg = [dist[a][q] for q in range(n) if labels[q] != labels[a] and valid[a][q]]
-        if pos and neg:
-            total += max(0.0, max(pos) - min(neg) + margin)
-            count += 1
-    return total / count if count else 0.0
-
-
 def test_eq6_total_and_branch_triplet_against_a_slow_reference():
     torch.manual_seed(2)
     parts = torch.randn(8, 5, 6)
@@ -247,7 +237,7 @@ def test_eq6_total_and_branch_triplet_against_a_slow_reference():
     for i in range(5):
         dist = [[(parts[a, i] - parts[b, i]).norm().item() for b in range(8)] for a in range(8)]
         valid = [[bool(vis[a, i] and vis[b, i]) for b in range(8)] for a in range(8)]
-        assert got[i].item() == pytest.approx(_slow_batch_hard(dist, valid, labels.tolist(), 0.3), rel=1e-4, abs=1e-6)
+        assert got[i].item() == pytest.approx(slow_batch_hard(dist, valid, labels.tolist(), 0.3), rel=1e-4, abs=1e-6)
     l_id, l_tri, l_foc = torch.tensor([1.0, 2, 3, 4, 5]), torch.tensor([1.0, 1, 1, 1, 6]), torch.full((5,), 0.5)
     assert sanet_total_loss(l_id, l_tri, l_foc).item() == pytest.approx(15 + 0.1 * 10 + 2.5)
     assert sanet_total_loss(l_id, None, l_foc).item() == pytest.approx(17.5)

@@ -39,7 +39,7 @@ from reidlib.data.partial import STRATEGIES
 from reidlib.losses import CrossEntropyLabelSmooth, TripletLoss
 from reidlib.losses.ppcl import backbone_loss, glrec_loss, pp_cycle_loss, pp_triplet_loss, ppcl_total_loss
 from reidlib.methods.base import Method, Settings, Stage, TrainConfig, relabelled_image_dataset, setting, weights_path
-from reidlib.methods.stnreid import load_reid_init, weights_file
+from reidlib.methods.stnreid import load_reid_init, submodule_weights, weights_file
 from reidlib.models.backbones import BACKBONES, load_state_dict_file
 from reidlib.models.base import unwrap as _unwrap
 from reidlib.models.baseline import Baseline
@@ -162,10 +162,7 @@ class PPCLSettings(Settings):
 def load_glrec(glrec: GLRec, path) -> GLRec:
     """GLRec's weights from a GLRec-stage run (its folder or weights file), or the ``glrec.*``
     part of a PPCL model's weights."""
-    f = weights_file(path)
-    sd = load_state_dict_file(f)
-    if any(k.startswith("glrec.") for k in sd):
-        sd = {k[6:]: v for k, v in sd.items() if k.startswith("glrec.")}
+    f, sd = submodule_weights(path, "glrec")
     try:
         glrec.load_state_dict(sd)
     except RuntimeError as e:

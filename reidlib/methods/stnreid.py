@@ -31,7 +31,7 @@ from reidlib.models.baseline import Baseline
 from reidlib.models.stnreid import STNReID, LocalizationNet, box_iou_pairs, theta_to_box
 
 __all__ = ["CONFRONTATION_SETTINGS", "STN_MODES", "STN_TARGETS", "STNReIDSettings", "STNReIDMethod",
-           "weights_file", "load_stn", "load_reid_init"]
+           "weights_file", "submodule_weights", "load_stn", "load_reid_init"]
 
 #: Table 2's five settings of the ReID module (PT: ImageNet init, LS: label smoothing, L_Tri).
 CONFRONTATION_SETTINGS: dict[str, dict] = {
@@ -108,6 +108,19 @@ def weights_file(path) -> Path:
     return p
 
 
+def submodule_weights(path, prefix: str) -> tuple[Path, dict]:
+    """The weights file of ``path`` (:func:`weights_file`) and its state dict; when its keys hold
+    ``<prefix>.`` ones (a whole model's weights), only those, with the prefix removed."""
+    from reidlib.models.backbones import load_state_dict_file
+
+    f = weights_file(path)
+    sd = load_state_dict_file(f)
+    head = prefix + "."
+    if any(k.startswith(head) for k in sd):
+        sd = {k[len(head):]: v for k, v in sd.items() if k.startswith(head)}
+    return f, sd
+
+
 def load_stn(path, input_size: Sequence[int] = (256, 128)) -> LocalizationNet:
     """The localisation net of a stage-1 run (its folder or weights file; ``stn.*`` keys of an
     :class:`STNReID` state dict, or a bare :class:`LocalizationNet` state dict)."""
@@ -116,12 +129,7 @@ def load_stn(path, input_size: Sequence[int] = (256, 128)) -> LocalizationNet:
 
 
 def _load_stn_into(net: LocalizationNet, path) -> LocalizationNet:
-    from reidlib.models.backbones import load_state_dict_file
-
-    f = weights_file(path)
-    sd = load_state_dict_file(f)
-    if any(k.startswith("stn.") for k in sd):
-        sd = {k[4:]: v for k, v in sd.items() if k.startswith("stn.")}
+    f, sd = submodule_weights(path, "stn")
     try:
         net.load_state_dict(sd)
     except RuntimeError as e:
@@ -133,12 +141,7 @@ def _load_stn_into(net: LocalizationNet, path) -> LocalizationNet:
 def load_reid_init(reid: nn.Module, path) -> nn.Module:
     """Initialise the ReID module from a run's weights (a baseline run, or the ``reid.*`` part of
     an STNReID run).  The classifier is skipped when its number of identities differs."""
-    from reidlib.models.backbones import load_state_dict_file
-
-    f = weights_file(path)
-    sd = load_state_dict_file(f)
-    if any(k.startswith("reid.") for k in sd):
-        sd = {k[5:]: v for k, v in sd.items() if k.startswith("reid.")}
+    f, sd = submodule_weights(path, "reid")
     own = reid.state_dict()
     skipped = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
     if any(not k.startswith("classifier") for k in skipped):
