@@ -37,6 +37,9 @@ __all__ = ["ChapterData", "chapter_data", "holistic_test_subset", "BOOK_TEST_IDS
 TEST_SETS = {
     "partial-reid": ("partial-reid-like", "partial-reid", "Partial-REID"),
     "partial-ilids": ("partial-ilids-like", "partial-ilids", "Partial-iLIDS"),
+    # the occluded variant: SANet's stand-in for Partial-iLIDS-O (whose occluded release is not
+    # public in a standard layout); real data: Occluded-REID
+    "occluded": ("occluded-reid-like", "occluded-reid", "Occluded-REID"),
 }
 
 

@@ -23,6 +23,9 @@ IDS = {
     "06_ppcl": ["ppcl.t1a.r-beats-resize", "ppcl.t1a.each-constraint-helps", "ppcl.t1a.complementary",
                 "ppcl.t1c.optimum", "ppcl.t2.beats-vpm-stn", "ppcl.fig5.every-ratio", "ppcl.gate.accuracy",
                 "ppcl.cost.shortlist"],
+    "07_sanet": ["sanet.t3.global-helps", "sanet.t3.fixed-fe-helps", "sanet.t3.afe-beats-fixed", "sanet.t1.beats-hpnet",
+                 "sanet.t4.five-layers", "sanet.t4.conv3x3", "sanet.t2.holistic-comparable",
+                 "sanet.routing.scale-adaptive"],
 }
 BEYOND = ("vpm.regions-beyond-crops", "stn.localises", "ppcl.cost.shortlist")
 
@@ -64,7 +67,8 @@ def _norm(s: str) -> str:
 
 @pytest.mark.skipif(not PAPERS_DIR.is_dir(), reason="the papers' texts (../shared/papers) are not here")
 def test_quotes_are_the_papers_sentences():
-    files = {"vpm": "vpm_cvpr2019.txt", "ppcl": "ppcl_cvpr2021.txt", "stnreid": "stnreid.txt"}
+    files = {"vpm": "vpm_cvpr2019.txt", "ppcl": "ppcl_cvpr2021.txt", "stnreid": "stnreid.txt",
+             "sanet": "sanet_bmvc2023.txt"}
     for c in CLAIMS.values():
         text = _norm((PAPERS_DIR / files[c.paper]).read_text())
         beyond = c.quote.startswith("(not in the paper")
@@ -88,6 +92,9 @@ def test_reported_strings_come_from_reported_data():
     assert CLAIMS["ppcl.gate.accuracy"].reported == "gate accuracy 94.3 % (Sec. 4.3)"
     assert "4.1 / 4.8 / 29.4 s" in CLAIMS["ppcl.cost.shortlist"].reported
     assert CLAIMS["ppcl.fig5.every-ratio"].reported == "plotted only, no numbers (Fig. 5)"
+    assert CLAIMS["sanet.t3.afe-beats-fixed"].reported == "R-1 SANet 74.8, + Fixed FE 73.9"
+    assert CLAIMS["sanet.t4.five-layers"].reported == "R-1 3 layers 74.8, 5 layers 74.8, 7 layers 72.3"
+    assert CLAIMS["sanet.t1.beats-hpnet"].reported.endswith("Partial-iLIDS-O R-1 SANet 84.9, HPNet 72.0")
 
 
 def test_unknown_claim_id_is_a_clear_error():
@@ -345,6 +352,86 @@ def test_ppcl_gate_and_cost():
     assert check("ppcl.cost.shortlist", ch6(**{"cost.shortlist.r1": 80.0})).holds  # a gain is no loss
 
 
+# --------------------------------------------------------------------------- chapter 07 (SANet)
+def ch7(**over):
+    """SANet's own numbers (Tables 1, 3, 4; Table 2's holistic row against a baseline of 94.1) and a
+    routing split whose small crops go deeper."""
+    m = {"t3.hpnet.ilids.r1": 68.9, "t3.global.ilids.r1": 72.3, "t3.fixed-fe.ilids.r1": 73.9,
+         "t3.sanet.ilids.r1": 74.8, "t3.n_query": 119,
+         "t1.sanet.reid.r1": 88.7, "t1.hpnet.reid.r1": 85.7, "t1.sanet.ilids.r1": 74.8, "t1.hpnet.ilids.r1": 68.9,
+         "t1.sanet.occ.r1": 84.9, "t1.hpnet.occ.r1": 72.0, "t1.reid.n_query": 300, "t1.ilids.n_query": 119,
+         "t1.occ.n_query": 119,
+         "t4.layers3.r1": 74.8, "t4.layers5.r1": 74.8, "t4.layers7.r1": 72.3, "t4.kernel1.r1": 73.1,
+         "t4.kernel3.r1": 74.8, "t4.kernel5.r1": 73.1, "t4.n_query": 119,
+         "t2.sanet.r1": 93.7, "t2.baseline.r1": 94.1, "t2.n_query": 3368,
+         "routing.small.mean": 1.2, "routing.small.sd": 0.5, "routing.small.n": 100,
+         "routing.large.mean": 0.9, "routing.large.sd": 0.5, "routing.large.n": 100}
+    m.update(over)
+    return m
+
+
+def test_sanet_claims_hold_on_the_papers_numbers():
+    m = ch7()
+    for cid in IDS["07_sanet"]:
+        assert check(cid, m).holds, (cid, check(cid, m))
+
+
+def test_sanet_table3_steps():
+    v = check("sanet.t3.global-helps", ch7())
+    assert v.measured == "R-1 + Global Branch 72.3, HPNet 68.9"
+    assert v.evidence.startswith("+ Global Branch ahead by 3.4; noise ±")
+    v = check("sanet.t3.afe-beats-fixed", ch7(**{"t3.sanet.ilids.r1": 73.9}))
+    assert not v.holds and v.evidence.startswith("SANet not ahead of + Fixed FE (+0.0")
+    v = check("sanet.t3.fixed-fe-helps", ch7(**{"t3.fixed-fe.ilids.r1": 70.0}))
+    assert not v.holds and "(-2.3" in v.evidence
+    with pytest.raises(C.MissingMeasurement, match=r"t3\.global\.ilids\.r1"):
+        check("sanet.t3.global-helps", {"t3.hpnet.ilids.r1": 1.0})
+
+
+def test_sanet_t1_every_set():
+    v = check("sanet.t1.beats-hpnet", ch7(**{"t1.sanet.occ.r1": 70.0}))
+    assert not v.holds and v.evidence.startswith("SANet not ahead on occluded (-2.0; noise ±")
+    assert check("sanet.t1.beats-hpnet", ch7()).evidence.startswith("SANet ahead on all three: REID-like +3.0")
+
+
+def test_sanet_t4_best_or_within_noise():
+    # 3 and 5 layers tie at 74.8: the paper's 5 wins the tie
+    v = check("sanet.t4.five-layers", ch7())
+    assert v.holds and v.evidence == "5 layers is the best setting, +0.0 points over the next"
+    # 7 layers ahead by 2 points on 119 queries: within one standard error (about 5.7 points)
+    v = check("sanet.t4.five-layers", ch7(**{"t4.layers7.r1": 76.8}))
+    assert v.holds and v.evidence.startswith("7 layers is best, 5 layers within noise of it (-2.0; noise ±5.")
+    v = check("sanet.t4.conv3x3", ch7(**{"t4.kernel1.r1": 90.0}))
+    assert not v.holds and v.evidence.startswith("1x1 beats 3x3 beyond noise (+15.2; noise ±")
+    noise = C.noise_points(74.8, 90.0, 119)
+    assert v.evidence.endswith(f"noise ±{noise:.1f})")
+    # a reduced table (smoke) is read as it is; the default and one other setting are needed
+    v = check("sanet.t4.conv3x3", {k: x for k, x in ch7().items() if k != "t4.kernel5.r1"})
+    assert v.holds and v.measured == "R-1 1x1 73.1, 3x3 74.8"
+    with pytest.raises(C.MissingMeasurement, match=r"t4\.layers5\.r1"):
+        check("sanet.t4.five-layers", {k: x for k, x in ch7().items() if k != "t4.layers5.r1"})
+    with pytest.raises(C.MissingMeasurement, match="a second setting"):
+        check("sanet.t4.five-layers", {"t4.layers5.r1": 70.0, "t4.n_query": 100})
+
+
+def test_sanet_holistic_and_routing():
+    assert check("sanet.t2.holistic-comparable", ch7(**{"t2.sanet.r1": 92.1})).holds  # exactly 2 below
+    v = check("sanet.t2.holistic-comparable", ch7(**{"t2.sanet.r1": 92.0}))
+    assert not v.holds and v.evidence.startswith("SANet is 2.1 points below the baseline, more than 2")
+    assert check("sanet.t2.holistic-comparable", ch7(**{"t2.sanet.r1": 99.0})).holds  # far ahead is no loss
+    # Welch's z: 0.3 / sqrt(0.25 / 100 * 2) = 4.24
+    v = check("sanet.routing.scale-adaptive", ch7())
+    assert v.holds and v.evidence == "the routes differ: +0.300 (z = +4.2), deeper (coarser) for small crops, the paper's direction"
+    v = check("sanet.routing.scale-adaptive", ch7(**{"routing.small.mean": 0.6}))
+    assert v.holds and v.evidence.endswith("(z = -4.2), shallower for small crops, against the paper's direction")
+    v = check("sanet.routing.scale-adaptive", ch7(**{"routing.small.mean": 0.95}))
+    assert not v.holds and v.evidence == "no measurable difference: +0.050 (z = +0.7, |z| ≤ 2)"
+    # one route for every image: no spread, no difference
+    flat = ch7(**{"routing.small.mean": 1.0, "routing.large.mean": 1.0, "routing.small.sd": 0.0,
+                  "routing.large.sd": 0.0})
+    assert not check("sanet.routing.scale-adaptive", flat).holds
+
+
 # --------------------------------------------------------------------------- the seed rule
 
 
@@ -415,7 +502,8 @@ def test_write_claims_merges_chapters(tmp_path):
     # and chapter 06 after them
     m6 = {0: ch6(), 1: ch6(), 2: ch6()}
     write_claims(path, "06_ppcl", evaluate_claims("06_ppcl", m6), measured_by_seed=m6)
-    assert [r["id"] for r in C.read_claims(path)["rows"]] == [i for ids in IDS.values() for i in ids]
+    assert [r["id"] for r in C.read_claims(path)["rows"]] == [i for ch, ids in IDS.items() if ch != "07_sanet"
+                                                              for i in ids]
     assert C.measured_of(path, "06_ppcl")[2]["t1a.ppcl.r1"] == 79.0
 
 

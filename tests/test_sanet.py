@@ -367,3 +367,125 @@ def test_two_iteration_training_through_train_stages(tmp_path, variant):
     assert again.reused
     back = load_run(out).model
     torch.testing.assert_close(back.matcher()(back.extract(x), back.extract(x)), d)
+
+
+# --------------------------------------------------------------------------- Fig. 4a's paths and the part study
+def test_route_path_follows_the_hand_traversal_and_its_depth():
+    """route_path reads the scale of the one active cell per layer and the last cell's target; the
+    depth is the mean of the path after the entry.  The fixed FE (several active cells) has none."""
+    from reidlib.models.sanet import route_path
+
+    model = _tiny(seed=2).eval()
+    with torch.no_grad():
+        for layer in model.afe.cells:
+            for cell in layer:
+                cell.gate_conv.weight.normal_(0, 0.5)
+        aux = model.afe(model.backbone(torch.randn(5, 3, *SIZE)))[1]
+    path, depth = route_path(aux["routes"], aux["cell_active"])
+    L = aux["routes"].shape[1]
+    assert path.shape == (5, L + 1) and path[:, 0].eq(0).all()
+    for n in range(5):
+        s = 0
+        for l in range(L):
+            assert int(path[n, l]) == s
+            s = int(aux["routes"][n, l, s])
+        assert int(path[n, L]) == s
+        assert math.isclose(float(depth[n]), sum(path[n, 1:].tolist()) / L, rel_tol=1e-6)
+    # hand-made: a 2-layer path 0 -> 1 -> out 2 has depth (1 + 2) / 2
+    routes = torch.tensor([[[1, -1, -1], [-1, 2, -1]]])
+    active = torch.tensor([[[True, False, False], [False, True, False]]])
+    p, d = route_path(routes, active)
+    assert p.tolist() == [[0, 1, 2]] and float(d[0]) == 1.5
+    # every cell active (the fixed FE): no single path
+    p, d = route_path(torch.full((1, 2, 3), -1), torch.ones(1, 2, 3, dtype=torch.bool))
+    assert (p[:, :2] == -1).all() and math.isnan(float(d[0]))
+    with pytest.raises(ValueError, match=r"\(N, L, S\)"):
+        route_path(routes[0], active[0])
+
+
+def test_mask_iou_exact_values():
+    from reidlib.eval.parts import mask_iou
+
+    a = torch.zeros(2, 2, 4, 4, dtype=torch.bool)
+    b = torch.zeros_like(a)
+    a[0, 0, :2] = True  # 8 pixels
+    b[0, 0, 1:3] = True  # 8 pixels, 4 shared
+    a[1, 1, 0, 0] = b[1, 1, 0, 0] = True
+    iou = mask_iou(a, b)
+    assert iou[0, 0] == pytest.approx(4 / 12) and iou[1, 1] == 1.0
+    assert math.isnan(float(iou[0, 1])) and math.isnan(float(iou[1, 0]))  # both empty
+    with pytest.raises(ValueError, match="one shape"):
+        mask_iou(a, b[:, :1])
+
+
+class _QueueHeads(torch.nn.Module):
+    """A stand-in part model whose masks are given label maps, served in call order."""
+
+    branch_names = ("head", "upper", "lower", "feet", "global")
+
+    def __init__(self, labels):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+        self.labels, self.i = labels, 0
+
+    def feature_size(self, image_size):
+        return (image_size[0] // 16, image_size[1] // 16)
+
+    def forward(self, x):
+        m = torch.stack(self.labels[self.i:self.i + len(x)]).float()
+        self.i += len(x)
+        return {"masks": m, "visibility": m.flatten(2).amax(2) > 0.5}
+
+
+def test_crop_part_study_on_synthpeds_truth():
+    """One record per (image, ratio), a ratio of 1 being the whole frame; the crops are those of
+    CropSetting cut from the person's box (a slow re-derivation below), so a model whose heads
+    output exactly those labels scores IoU 1 and agrees on every visibility flag; a smaller crop
+    never shows more parts than the whole frame."""
+    from reidlib.data.masks import part_mask_labels
+    from reidlib.data.partial import partial_crop
+    from reidlib.data.synthpeds import SynthPeds
+    from reidlib.eval.parts import crop_part_study
+    from reidlib.eval.protocols import CropSetting
+
+    ds, size, ratios, n = SynthPeds("tiny", seed=0), (128, 64), (0.3, 1.0), 4
+    fs = (size[0] // 16, size[1] // 16)
+    labels = []
+    for r in ratios:
+        st = CropSetting("partial-reid-like", r, 3)
+        for i, rec in enumerate(ds.query[:n]):
+            img, mask = ds.read_image(rec.path), ds.read_mask(rec.path)
+            if r >= 1.0:
+                c = partial_crop(img, mask=mask, out_size=size, crop_box=(0, 0, img.shape[1], img.shape[0]))
+            else:
+                c = partial_crop(img, mask=mask, spec=st.spec(), rng=st.rng(i), out_size=size,
+                                 box=ds.ground_truth(rec.path)["person_box"])
+            labels.append(part_mask_labels(torch.from_numpy(np.ascontiguousarray(c.mask)), fs))
+    model = _QueueHeads(labels)
+    rows = crop_part_study(model, ds, ratios, size, max_images=n, seed=3, batch_size=3)
+    assert len(rows) == 2 * n and [r["ratio"] for r in rows] == [0.3] * n + [1.0] * n
+    assert all(r["side"] is None for r in rows[n:]) and all(r["side"] in ("top", "bottom", "left", "right") for r in rows[:n])
+    for r in rows:
+        for b in model.branch_names:
+            assert r[f"visible.{b}"] == r[f"true_visible.{b}"]
+            assert math.isnan(r[f"iou.{b}"]) or r[f"iou.{b}"] == 1.0
+        assert "path" not in r  # no AFE
+    shown = lambda r: sum(r[f"true_visible.{b}"] for b in model.branch_names[:4])  # noqa: E731
+    assert all(shown(rows[i]) <= shown(rows[n + i]) for i in range(n))
+    assert any(shown(rows[i]) < shown(rows[n + i]) for i in range(n))
+    with pytest.raises(ValueError, match="within='person'"):
+        crop_part_study(model, ds, (1.0,), size, within="person")
+
+
+def test_crop_part_study_reads_sanet_paths():
+    from reidlib.data.synthpeds import SynthPeds
+    from reidlib.eval.parts import crop_part_study
+
+    model = _tiny(seed=1, afe_layers=3).eval()
+    rows = crop_part_study(model, SynthPeds("tiny", seed=0), (0.5, 1.0), (128, 64), max_images=3)
+    assert len(rows) == 6
+    for r in rows:
+        steps = [int(v) for v in r["path"].split("-")]
+        assert len(steps) == 4 and steps[0] == 0 and all(abs(a - b) <= 1 for a, b in zip(steps, steps[1:]))
+        assert r["depth"] == pytest.approx(sum(steps[1:]) / 3)
+        assert set(k[4:] for k in r if k.startswith("iou.")) == set(model.branch_names)

@@ -45,7 +45,7 @@ from reidlib.models.base import unwrap as _unwrap
 from reidlib.models.baseline import Baseline
 from reidlib.models.ppcl import MATCH_MODES, PPCL, GLRec, clamp_regions, region_overlaps
 
-__all__ = ["PPCLVariant", "PPCL_VARIANTS", "PPCL_STAGES", "PPCLSettings", "PPCLMethod", "load_glrec"]
+__all__ = ["PPCLVariant", "PPCL_VARIANTS", "PPCL_TABLE1C_CELLS", "PPCL_TABLE1C_GRID", "PPCL_BOOK_GRID", "PPCL_STAGES", "PPCLSettings", "PPCLMethod", "load_glrec"]
 
 #: The training stages, in order (``backbone`` only where the recipe sets ``backbone_stage``).
 PPCL_STAGES = ("glrec", "backbone", "ppcl")
@@ -81,6 +81,21 @@ PPCL_VARIANTS: dict[str, PPCLVariant] = {v.name: v for v in (
     PPCLVariant("r-l-cycle", "+R+L w/ PP-Cycle", "CRLoc trained with PP-Cycle only", True, False),
     PPCLVariant("ppcl", "PPCL", "CRLoc trained with both constraints", True, True),
 )}
+
+
+#: PPCL Table 1c: every (lambda_cyc, lambda_tri) cell of the paper's grid.
+PPCL_TABLE1C_CELLS: tuple[tuple[float, float], ...] = tuple((c, t) for c in (0.1, 1.0, 10.0, 100.0)
+                                                           for t in (0.1, 1.0, 10.0, 100.0))
+
+#: The Table 1c cells each profile trains: ``smoke`` the paper's optimum (10, 1) and two
+#: neighbours, ``book`` the optimum and its four neighbours (one step along each axis; the book's
+#: committed weights), ``full`` the whole grid.
+PPCL_TABLE1C_GRID: dict[str, tuple[tuple[float, float], ...]] = {
+    "smoke": ((10.0, 1.0), (1.0, 1.0), (10.0, 10.0)),
+    "book": ((10.0, 1.0), (1.0, 1.0), (100.0, 1.0), (10.0, 0.1), (10.0, 10.0)),
+    "full": PPCL_TABLE1C_CELLS,
+}
+PPCL_BOOK_GRID = PPCL_TABLE1C_GRID["book"]
 
 
 @dataclass(frozen=True)

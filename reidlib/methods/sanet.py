@@ -22,7 +22,8 @@ from reidlib.methods.hpnet import TRIPLET_FORMS, HPNetMethod, HPNetSettings, pro
 from reidlib.models.hpnet import MASK_POOLING
 from reidlib.models.sanet import AFE_MODES, SANet
 
-__all__ = ["SANetVariant", "SANET_VARIANTS", "AFE_LAYERS", "AFE_KERNELS", "SANetSettings", "SANetMethod"]
+__all__ = ["SANetVariant", "SANET_VARIANTS", "SANET_BOOK_NAMES", "SANET_TABLE4_BOOK", "AFE_LAYERS", "AFE_KERNELS",
+           "SANetSettings", "SANetMethod"]
 
 #: Table 4's choices.
 AFE_LAYERS = (3, 5, 7)
@@ -50,6 +51,17 @@ SANET_VARIANTS: dict[str, SANetVariant] = {v.name: v for v in (
     SANetVariant("fixed-fe", "+ Fixed FE", "a static feature enhancement: every scale path active", "fixed", True),
     SANetVariant("sanet", "SANet", "the adaptive feature enhancement (AFE): gated scale paths", "adaptive", True),
 )}
+
+
+#: The chapter's (and the committed weights') name of each Table 3 row: Table 3's "HPNet" row is
+#: ``t3-hpnet`` (HPNet's architecture trained as SANet), apart from the reference HPNet ``hpnet``.
+SANET_BOOK_NAMES = {"hpnet": "t3-hpnet", "global": "global", "fixed-fe": "fixed-fe", "sanet": "sanet"}
+
+#: Table 4's settings other than the default cell (5 layers, 3x3: the ``sanet`` model), by name.
+SANET_TABLE4_BOOK: dict[str, dict] = {
+    **{f"sanet-layers{n}": {"afe_layers": n} for n in AFE_LAYERS if n != 5},
+    **{f"sanet-k{k}": {"afe_kernel": k} for k in AFE_KERNELS if k != 3},
+}
 
 
 @dataclass(frozen=True)

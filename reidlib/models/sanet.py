@@ -87,7 +87,7 @@ from torch import nn
 
 from reidlib.models.hpnet import HPNet
 
-__all__ = [
+__all__ = ["route_path", 
     "AFE_MODES",
     "NUM_SCALES",
     "afe_connections",
@@ -147,6 +147,31 @@ def cell_output(refined: torch.Tensor, alpha: torch.Tensor, size: Sequence[int])
     if alpha.shape != refined.shape[:1]:
         raise ValueError(f"cell_output: alpha must be (N,) = ({refined.shape[0]},), got {tuple(alpha.shape)}")
     return scale_transform(refined, size) * alpha.to(refined.dtype).view(-1, 1, 1, 1)
+
+
+def route_path(routes: torch.Tensor, cell_active: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The path an image takes through the adaptive AFE (Fig. 4a), from the forward dict's
+    ``routes`` and ``cell_active`` ``(N, L, S)``.
+
+    Returns ``(path, depth)``: ``path`` ``(N, L + 1)`` int64 -- the scale of the active cell at each
+    layer, then the output scale the last cell sends to (-1 where a layer has no single active
+    cell: the fixed FE, or soft gates); ``depth`` ``(N,)`` float -- the mean of the path's scales
+    after the entry (layers 2 .. L and the output; the first layer is always scale 0), the "how
+    deep" of an image's features (0: the layer-3 resolution all the way, 2: the coarsest).
+    """
+    if routes.shape != cell_active.shape or routes.dim() != 3:
+        raise ValueError(f"route_path: routes and cell_active must be (N, L, S) alike, got {tuple(routes.shape)} "
+                         f"and {tuple(cell_active.shape)}")
+    n, L, S = routes.shape
+    scales = torch.arange(S, device=routes.device)
+    single = cell_active.sum(-1) == 1  # (N, L): one active cell per layer (the adaptive AFE at test time)
+    at = (cell_active.long() * scales).sum(-1)  # the active cell's scale where it is single
+    visited = torch.where(single, at, torch.full_like(at, -1))
+    last = torch.where(single[:, -1], (routes[:, -1] * cell_active[:, -1].long()).sum(-1), torch.full_like(at[:, 0], -1))
+    path = torch.cat([visited, last[:, None]], dim=1)
+    ok = (path >= 0).all(dim=1)
+    depth = torch.where(ok, path[:, 1:].float().mean(dim=1), torch.full((n,), float("nan"), device=routes.device))
+    return path, depth
 
 
 class AFECell(nn.Module):
