@@ -21,6 +21,7 @@ Crops for figures come from :func:`reidlib.data.partial.side_crop`; locator chec
 from __future__ import annotations
 
 import copy
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,15 @@ class ChapterData:
             train = holistic_test_subset(train, self.test_ids)
         return ChapterData(train, {k: redraw(v) for k, v in self.tests.items()},
                            {k: v + suffix for k, v in self.names.items()}, self.train_spec, int(seed), self.test_ids)
+
+    def with_test_ids(self, n_ids: int) -> "ChapterData":
+        """The same datasets with the holistic test split (``"market"``) cut to its first ``n_ids``
+        identities (:func:`holistic_test_subset`; kept by :meth:`with_seed`) and its display name
+        saying so: a chapter's costly studies on a smaller holistic test."""
+        train = holistic_test_subset(self.train, n_ids)
+        name = re.sub(r"(, )?\d+ test ids", "", self.names.get("market", "market")).replace(" ()", "")
+        name = name[:-1] + f", {n_ids} test ids)" if name.endswith(")") else f"{name} ({n_ids} test ids)"
+        return ChapterData(train, dict(self.tests), {**self.names, "market": name}, self.train_spec, self.seed, int(n_ids))
 
 
 #: the book profile's holistic test split: the first 250 of SynthPeds market's 750 test identities
@@ -189,6 +199,15 @@ class Chapter:
         return view
 
     # -- training ----------------------------------------------------------------
+    def with_test_ids(self, n_ids: int) -> "Chapter":
+        """This chapter on the first ``n_ids`` identities of its holistic test split
+        (:meth:`ChapterData.with_test_ids`): a view that shares the models, runs and training
+        records, with its own evaluator cache; :meth:`on_seed` of it keeps the subset."""
+        view = copy.copy(self)
+        view.data = self.data.with_test_ids(n_ids)
+        view._evaluators = {}
+        return view
+
     def fit(self, name: str, method_cls, recipe, dataset=None, inputs: Sequence[str | Path] = ()) -> Any:
         """Train ``method_cls`` with ``recipe`` on ``dataset`` (default: the chapter's training set),
         or reuse the finished run of the same recipe, dataset, seed and ``inputs`` (files the

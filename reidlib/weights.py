@@ -86,6 +86,7 @@ def weights_dir() -> Path:
 def registry() -> dict[str, WeightSpec]:
     """Every committed model of the book, by name (chapter models are ``<chapter>/<model>``)."""
     from reidlib.methods.baseline import BOOK_BACKBONE, BOOK_TRAIN_SET
+    from reidlib.methods.ppcl import PPCL_BOOK_GRID, PPCL_VARIANTS, PPCLMethod
     from reidlib.methods.stnreid import CONFRONTATION_SETTINGS
     from reidlib.methods.vpm import FIG4_P
 
@@ -135,6 +136,22 @@ def registry() -> dict[str, WeightSpec]:
         WeightSpec("05_stnreid/stage1-oracle", "stnreid", stn(1, "Ep1", stn_target="oracle"), BOOK_TRAIN_SET,
                    description="an STN regressing the true crop of each training image (chapter 05)"),
     ]
+    # chapter 06: PPCL's GLRec pre-trained once; the joint stage of Table 1a's four variants and
+    # of Table 1c's book cells (the optimum (10, 1) is the "ppcl" variant) starts from it
+    glrec = "06_ppcl/glrec"
+    specs.append(WeightSpec(glrec, "ppcl", lambda: PPCLMethod.glrec_recipe("book"), BOOK_TRAIN_SET, inputs=(backbone,),
+                            description="PPCL's GLRec, pre-trained alone on random crops (chapter 06)"))
+
+    def ppcl(variant, **kw):
+        return lambda: PPCLMethod.ppcl_recipe("book", variant, glrec_weights=f"weights/book/{glrec}.safetensors", **kw)
+
+    specs += [WeightSpec(f"06_ppcl/{v}", "ppcl", ppcl(v), BOOK_TRAIN_SET, inputs=(backbone, glrec),
+                         description=f"PPCL's joint stage, Table 1a's {info.label} (chapter 06)")
+              for v, info in PPCL_VARIANTS.items()]
+    specs += [WeightSpec(f"06_ppcl/ppcl-cyc{c:g}-tri{t:g}", "ppcl", ppcl("ppcl", lambda_cyc=float(c), lambda_tri=float(t)),
+                         BOOK_TRAIN_SET, inputs=(backbone, glrec),
+                         description=f"PPCL, Table 1c's cell lambda_cyc = {c:g}, lambda_tri = {t:g} (chapter 06)")
+              for c, t in PPCL_BOOK_GRID if (c, t) != (10.0, 1.0)]
     return {s.name: s for s in specs}
 
 

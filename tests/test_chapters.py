@@ -70,3 +70,25 @@ def test_chapter_data_and_cached_evaluators(tmp_path, monkeypatch):
     assert ch.evaluator("b", "partial-reid") is ev  # keyed by the names, not by object ids
     assert ch.evaluator("b", "partial-reid", test_mode="pad") is not ev
     assert ev.model is model
+
+
+def test_with_test_ids_cuts_the_holistic_split_and_survives_other_seeds():
+    cfg = resolve_run("smoke", "cpu", None, 0)
+    data = chapter_data(cfg, tests=("partial-reid",))
+    sub = data.with_test_ids(10)
+    pids = sorted({r.pid for r in data.train.query if r.pid > 0})
+    assert {r.pid for r in sub.train.query} == set(pids[:10])
+    assert {r.pid for r in sub.train.gallery if r.pid > 0} <= set(pids[:10])
+    assert sub.names["market"] == "SynthPeds smoke (10 test ids)" and sub.tests["partial-reid"] is data.tests["partial-reid"]
+    assert len(data.train.query) > len(sub.train.query)  # the chapter's own data is untouched
+    other = sub.with_seed(3)
+    assert other.test_ids == 10 and len({r.pid for r in other.train.query}) == 10
+    assert other.names["market"].endswith("(10 test ids) (test seed 3)")
+    from reidlib.models.baseline import Baseline
+
+    ch = Chapter("99_test", cfg, data)
+    model = ch.add_model("b", Baseline(4, backbone="resnet10s", pretrained=False))
+    view = ch.with_test_ids(10)
+    assert view.model("b") is model and view.data.train is not data.train
+    assert len(view.evaluator("b", "market").dataset.query) == len(sub.train.query)
+    assert len(view.on_seed(3).data.train.query) == len(other.train.query)

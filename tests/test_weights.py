@@ -110,6 +110,11 @@ def _book_images(spec, pids):
     from reidlib.methods.registry import get_method
 
     cls, cfg = get_method(spec.method), spec.config()
+    if spec.method == "ppcl":
+        # a joint stage of pairs (x^p, x), after the GLRec pre-training it starts from (single crops)
+        joint = 2 * cfg.epochs * _images_per_epoch(cfg, pids)
+        glrec = W.registry()[spec.inputs[-1]].config()
+        return joint + glrec.epochs * _images_per_epoch(glrec, pids)
     stages = [cfg]
     if spec.method == "vpm":
         stages.append(cls.stage_recipe(cfg, 2, "stage1/model.safetensors"))
@@ -129,7 +134,7 @@ def test_book_registry_budgets_are_equal():
     base = _book_images(reg["03_holistic_models_fail/baseline"], pids)
     assert abs(base - 116_288) <= 2 * 64 * 10  # the PK sampler gives 181 or 182 batches per epoch
     for name, spec in reg.items():
-        if name.startswith("backbone"):
+        if name.startswith("backbone") or name == "06_ppcl/glrec":  # components, counted where they are used
             continue
         assert spec.data == BOOK_TRAIN_SET, name
         assert spec.config().pretrained or spec.config().extra.get("setting") == "Ep1", name
@@ -150,6 +155,18 @@ def test_book_registry_matches_the_chapters():
     assert pm.inputs == ("backbone-resnet10s", "05_stnreid/stage1-Ep1")
     assert pm.config() == STNReIDMethod.stage_recipe(
         "book", stage=2, setting="Ep5", stn_weights="weights/book/05_stnreid/stage1-Ep1.safetensors")
+    # PPCL: every joint stage starts from the one committed GLRec; Table 1c's book cells
+    from reidlib.methods.ppcl import PPCL_TABLE1C_GRID, PPCL_VARIANTS, PPCLMethod
+
+    glrec = "weights/book/06_ppcl/glrec.safetensors"
+    assert reg["06_ppcl/glrec"].config() == PPCLMethod.glrec_recipe("book")
+    for v in PPCL_VARIANTS:
+        assert reg[f"06_ppcl/{v}"].inputs == ("backbone-resnet10s", "06_ppcl/glrec")
+        assert reg[f"06_ppcl/{v}"].config() == PPCLMethod.ppcl_recipe("book", v, glrec_weights=glrec)
+    cells = [n for n in reg if n.startswith("06_ppcl/ppcl-cyc")]
+    assert len(cells) == len(PPCL_TABLE1C_GRID["book"]) - 1  # (10, 1) is the "ppcl" variant
+    assert reg["06_ppcl/ppcl-cyc10-tri0.1"].config() == PPCLMethod.ppcl_recipe("book", "ppcl", glrec_weights=glrec,
+                                                                                lambda_cyc=10.0, lambda_tri=0.1)
     # Table 2's Ep1 starts from scratch, the "PT" settings from the pretrained backbone
     assert reg["05_stnreid/stage1-Ep1"].inputs == () and not reg["05_stnreid/stage1-Ep1"].config().pretrained
     assert reg["05_stnreid/stage1-Ep5"].config().extra["backbone_weights"] == "weights/book/backbone-resnet10s.safetensors"
