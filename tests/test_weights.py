@@ -167,6 +167,16 @@ def test_book_registry_matches_the_chapters():
     assert len(cells) == len(PPCL_TABLE1C_GRID["book"]) - 1  # (10, 1) is the "ppcl" variant
     assert reg["06_ppcl/ppcl-cyc10-tri0.1"].config() == PPCLMethod.ppcl_recipe("book", "ppcl", glrec_weights=glrec,
                                                                                 lambda_cyc=10.0, lambda_tri=0.1)
+    # SANet (chapter 07, a draft): the committed ones are the chapter's recipe calls
+    from reidlib.methods.hpnet import HPNetMethod
+    from reidlib.methods.sanet import SANET_BOOK_NAMES, SANET_TABLE4_BOOK, SANetMethod
+
+    want = {"07_sanet/hpnet": HPNetMethod.recipe("book")}
+    want.update({f"07_sanet/{n}": SANetMethod.recipe("book", v) for v, n in SANET_BOOK_NAMES.items()})
+    want.update({f"07_sanet/{n}": SANetMethod.recipe("book", **kw) for n, kw in SANET_TABLE4_BOOK.items()})
+    for name in (n for n in reg if n.startswith("07_sanet/")):
+        assert reg[name].config() == want[name], name
+    assert {n.split("/")[1] for n in reg if n.startswith("07_sanet/")} == set(W.SANET_COMMITTED)
     # Table 2's Ep1 starts from scratch, the "PT" settings from the pretrained backbone
     assert reg["05_stnreid/stage1-Ep1"].inputs == () and not reg["05_stnreid/stage1-Ep1"].config().pretrained
     assert reg["05_stnreid/stage1-Ep5"].config().extra["backbone_weights"] == "weights/book/backbone-resnet10s.safetensors"
