@@ -93,6 +93,7 @@ __all__ = [
     "ratio_key",
     "read_claims",
     "sweep_key",
+    "welch_z",
     "within_noise",
     "write_claims",
 ]
@@ -632,14 +633,21 @@ def _holistic_comparable(m) -> Verdict:
     return Verdict(False, measured, f"SANet is {-d:.1f} points below the baseline, more than 2{note}")
 
 
+def welch_z(mean_a: float, sd_a: float, n_a: float, mean_b: float, sd_b: float, n_b: float) -> float:
+    """Welch's z of two means, ``(mean_a - mean_b) / sqrt(sd_a^2 / n_a + sd_b^2 / n_b)``; without
+    any spread (or with an undefined one) a difference counts as infinite and no difference as 0."""
+    se = math.sqrt(sd_a ** 2 / max(n_a, 1) + sd_b ** 2 / max(n_b, 1))
+    d = mean_a - mean_b
+    return d / se if se > 0 else (math.inf if d else 0.0)
+
+
 def _scale_adaptive(m) -> Verdict:
     """Welch's z of the mean route scale (0-2) of small against large crops."""
     a = {g: (_get(m, f"routing.{g}.mean"), _get(m, f"routing.{g}.sd"), _get(m, f"routing.{g}.n"))
          for g in ("small", "large")}
     (ms, ss, ns), (ml, sl, nl) = a["small"], a["large"]
-    se = math.sqrt(ss ** 2 / max(ns, 1) + sl ** 2 / max(nl, 1))
     d = ms - ml
-    z = d / se if se > 0 else (math.inf if d else 0.0)
+    z = welch_z(ms, ss, ns, ml, sl, nl)
     measured = f"mean route scale: small crops {ms:.3f} (n = {ns:.0f}), large {ml:.3f} (n = {nl:.0f})"
     way = ("deeper (coarser) for small crops, the paper's direction" if d > 0 else
            "shallower for small crops, against the paper's direction" if d < 0 else "the same")

@@ -430,6 +430,8 @@ def test_sanet_holistic_and_routing():
     flat = ch7(**{"routing.small.mean": 1.0, "routing.large.mean": 1.0, "routing.small.sd": 0.0,
                   "routing.large.sd": 0.0})
     assert not check("sanet.routing.scale-adaptive", flat).holds
+    assert C.welch_z(1.2, 0.5, 100, 0.9, 0.5, 100) == pytest.approx(0.3 / (0.005 ** 0.5))
+    assert C.welch_z(1.0, 0.0, 5, 0.5, 0.0, 5) == float("inf") and C.welch_z(1.0, 0.0, 5, 1.0, 0.0, 5) == 0.0
 
 
 # --------------------------------------------------------------------------- the seed rule
