@@ -169,7 +169,7 @@ def registry() -> dict[str, WeightSpec]:
 
 
 #: Chapter 07's models whose book weights are trained and committed so far (the others: drafts/README.md).
-SANET_COMMITTED = ("hpnet", "global", "fixed-fe", "sanet")
+SANET_COMMITTED = ("hpnet", "global", "fixed-fe", "sanet", "t3-hpnet", "sanet-layers3", "sanet-layers7", "sanet-k1", "sanet-k5")
 
 
 def _get(name: str) -> WeightSpec:
