@@ -8,7 +8,7 @@ DEVICE ?= auto
 # notebooks nbval re-runs and whose NBVAL_CHECK_OUTPUT cells it compares with papermill's outputs
 NBVAL_CHAPTERS ?= 00 01 02
 
-.PHONY: env book execute html test unit smoke nbval bench weights verify-weights clean
+.PHONY: env book execute html test unit smoke nbval browser-check bench weights verify-weights clean
 
 env: $(VENV)/.installed
 
@@ -42,6 +42,11 @@ smoke: env
 
 nbval: env
 	$(BIN)/python tools/run_nbval.py --chapters $(NBVAL_CHAPTERS)
+
+## make browser-check: open every page of the built book (_build/html, from `make book`) in
+## headless Chromium with no network (tests/browser; needs /usr/bin/chromium: apt-get install chromium)
+browser-check: env
+	REIDLIB_BROWSER_CHECK=1 $(BIN)/python -m pytest tests/browser -q -p no:cacheprovider
 
 ## make weights: train every committed book model that is missing or stale (CPU hours; resumes)
 weights: env

@@ -11,7 +11,10 @@ chapter with a message naming it and the command that retrains it.
    ``profile`` injected, into ``_build/executed/notebooks/``.  Timings go to
    ``_build/executed/timings.json``.
 2. The book sources are staged in ``_build/src`` (config, toc, ``book/``, the executed
-   notebooks) and ``jupyter-book build -W`` renders them into ``_build/html``.
+   notebooks) and ``jupyter-book build -W`` renders them into ``_build/html``.  Staging tags
+   papermill's injected-parameters cell ``remove-cell`` and adds a "Run this page yourself"
+   note under each chapter's title (the repository address is ``repository.url`` of
+   ``_config.yml``, the one place it is set).
 The committed notebooks are never modified.
 """
 
@@ -102,6 +105,60 @@ def execute(notebooks: list[Path], profile: str, device: str) -> dict:
     return timings
 
 
+def repository_url() -> str:
+    """``repository.url`` of ``_config.yml``: the repository button's and launch buttons' address."""
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text()) or {}
+    url = (cfg.get("repository") or {}).get("url")
+    if not url:
+        raise SystemExit(f"[build_book] {ROOT / '_config.yml'}: repository.url is not set; expected the address "
+                         f"of this book's repository (e.g. https://github.com/<owner>/<name>)")
+    return str(url).rstrip("/")
+
+
+RUN_LOCALLY = """:::{{admonition}} Run this page yourself
+:class: note dropdown
+
+The launch buttons at the top open this notebook on Binder or Colab from
+<{url}>; they work only where that repository is public, and those services
+have neither the real datasets nor, on Binder, a GPU. To run it on your machine:
+
+```bash
+git clone {url} && cd {name}
+make env                                   # .venv with torch, reidlib, papermill
+.venv/bin/jupyter lab notebooks/{nb}        # or, headless:
+.venv/bin/papermill notebooks/{nb} out.ipynb -p profile book   # smoke | book | full
+```
+
+`book` evaluates the committed weights on the CPU in minutes, `smoke` trains every model from
+scratch in seconds, `full` runs the papers' recipes (a GPU; `-p data_root <folder>` for the real
+datasets). See [How to use this book](../book/how_to_use.md).
+:::"""
+
+
+def prepare_for_book(nb_path: Path, out: Path, url: str) -> None:
+    """Copy an executed notebook into the staged sources, ready to render.
+
+    Papermill's injected-parameters cell gets ``remove-cell`` (it only repeats the parameters),
+    and a collapsed "Run this page yourself" note goes right under the title cell.
+    """
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    title = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.lstrip().startswith("# ")), None)
+    if title is None:
+        raise SystemExit(f"[build_book] {nb_path}: no markdown cell starting with a '# ' title; every chapter opens with one")
+    note = nbformat.v4.new_markdown_cell(RUN_LOCALLY.format(url=url, name=url.rsplit("/", 1)[-1], nb=nb_path.name))
+    note.metadata["tags"] = ["run-locally"]
+    nb.cells.insert(title + 1, note)
+    nbformat.write(nb, out)
+
+
 def stage() -> None:
     if SRC.exists():
         shutil.rmtree(SRC)
@@ -110,12 +167,13 @@ def stage() -> None:
         shutil.copy2(ROOT / name, SRC / name)
     shutil.copytree(ROOT / "book", SRC / "book")
     (SRC / "notebooks").mkdir()
+    url = repository_url()
     for nb in toc_notebooks():
         executed = EXECUTED / nb.relative_to(ROOT)
         if not executed.exists():
             raise SystemExit(f"[build_book] {executed} is missing: execute {nb.relative_to(ROOT)} first "
                              f"(python tools/build_book.py --only {nb.stem[:2]})")
-        shutil.copy2(executed, SRC / "notebooks" / nb.name)
+        prepare_for_book(executed, SRC / "notebooks" / nb.name, url)
 
 
 def build() -> None:
