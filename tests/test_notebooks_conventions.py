@@ -51,7 +51,7 @@ def test_parameters_cell(nb_path):
         if isinstance(node, ast.Assign):
             for t in node.targets:
                 assigned[t.id] = ast.unparse(node.value)
-    trains = "Chapter(" in "\n".join(c.source for c in code[1:])
+    trains = ".fit(" in "\n".join(c.source for c in code[1:])  # a chapter that trains (or loads) models
     expected = PARAMS | {"retrain"} if trains else PARAMS
     assert set(assigned) == expected, (f"{nb_path.name}: parameters cell assigns {sorted(assigned)}, expected "
                                        f"{sorted(expected)}" + (" (a chapter that trains takes retrain)" if trains else ""))
@@ -97,3 +97,24 @@ def test_prose_numbers_come_from_glue(nb_path):
         text = re.sub(r"\$[^$]*\$", "", text)  # maths
         hits = re.findall(r"\b\d+(?:\.\d+)?\s?%", text)
         assert not hits, f"{nb_path.name} markdown cell {i} states {hits}: glue results instead of typing them"
+
+
+# the chapters whose plumbing cells are tagged (08 and the scoreboard are not covered yet)
+TAGGED_CHAPTERS = [p for p in NOTEBOOKS if re.match(r"^0[0-7]_", p.name)]
+
+
+@pytest.mark.parametrize("nb_path", TAGGED_CHAPTERS, ids=lambda p: p.name)
+def test_plumbing_cells_tagged(nb_path):
+    """The parameters cell is folded (hide-input), and no pure import cell is left untagged."""
+    nb = nbformat.read(nb_path, as_version=4)
+    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    first_tags = code[0][1].metadata.get("tags", [])
+    assert "hide-input" in first_tags, (f"{nb_path.name}: the parameters cell is tagged {first_tags}; "
+                                        "add 'hide-input' beside 'parameters'")
+    for i, cell in code:
+        lines = [ln for ln in cell.source.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        pure_imports = bool(lines) and all(
+            re.match(r"^(import|from)\s", ln) or ln.startswith((" ", "\t", ")")) for ln in lines)
+        if pure_imports:
+            assert cell.metadata.get("tags"), (f"{nb_path.name} cell {i} only imports: tag it (hide-input or "
+                                               "remove-cell)")
