@@ -32,7 +32,12 @@ from reidlib.engine.runs import RunStore, load_run, read_log, train_stages
 from reidlib.eval.evaluate import Evaluator
 from reidlib.eval.results import EvalResult, load_results
 
-__all__ = ["ChapterData", "chapter_data", "holistic_test_subset", "BOOK_TEST_IDS", "Chapter", "chapter_results", "scoreboard_frame", "TEST_SETS"]
+__all__ = ["ChapterData", "chapter_data", "holistic_test_subset", "BOOK_TEST_IDS", "Chapter", "chapter_results", "scoreboard_frame",
+           "scoreboard_html", "scoreboard_by_chapter", "book_claim_rows", "CHAPTER_TITLES", "TEST_SETS"]
+
+#: the chapters that reproduce papers, by notebook name, as the book's pages title them
+CHAPTER_TITLES = {"03_holistic_models_fail": "3. Why holistic models fail", "04_vpm": "4. VPM",
+                  "05_stnreid": "5. STNReID", "06_ppcl": "6. PPCL", "07_sanet": "7. SANet"}
 
 #: the partial test sets by key: (SynthPeds look-alike preset, real dataset name, display name of the real one)
 TEST_SETS = {
@@ -331,3 +336,58 @@ def scoreboard_frame(rows: Sequence[Mapping], link=None):
         records.append(rec)
     cols = ["id"] + (["chapter"] if link is not None else []) + ["claim", "reported", "measured", "✓/✗", "seeds", "evidence"]
     return pd.DataFrame.from_records(records, columns=cols).set_index("id")
+
+
+def scoreboard_html(rows: Sequence[Mapping]) -> str:
+    """:func:`scoreboard_frame` as an HTML table whose first column links each claim to its
+    chapter's "What reproduced" section (the pages of the built book sit side by side)."""
+    import html
+
+    frame = scoreboard_frame(rows)
+    shown = frame.map(lambda v: html.escape(str(v)))
+    shown.index = [html.escape(i) for i in frame.index]
+    shown.insert(0, "chapter", [f'<a href="{r["chapter"]}.html#what-reproduced">'
+                                f'{html.escape(CHAPTER_TITLES.get(r["chapter"], r["chapter"]))}</a>' for r in rows])
+    return shown.to_html(escape=False)
+
+
+def scoreboard_by_chapter(rows: Sequence[Mapping], chapters: Sequence[str], board: Mapping | None = None):
+    """The count of claims per chapter: held (✓), failed (✗) and not run; with ``board`` (the
+    claims file, :func:`reidlib.claims.read_claims`) also each chapter's test seeds, seconds and
+    when it wrote its rows."""
+    import pandas as pd
+
+    from reidlib.claims import MARK
+
+    out = []
+    for ch in chapters:
+        mine = [r for r in rows if r["chapter"] == ch]
+        rec = {"chapter": CHAPTER_TITLES.get(ch, ch), "claims": len(mine),
+               MARK[True]: sum(r["holds"] is True for r in mine), MARK[False]: sum(r["holds"] is False for r in mine),
+               "not run": sum(r["holds"] is None for r in mine)}
+        if board is not None:
+            info = board.get("chapters", {}).get(ch, {})
+            rec.update({"test seeds": ", ".join(map(str, info.get("seeds", []))) or "–",
+                        "seconds": info.get("seconds") or "–", "written": info.get("written", "–")})
+        out.append(rec)
+    return pd.DataFrame(out).set_index("chapter")
+
+
+def book_claim_rows(claims_path, chapters: Sequence[str]) -> list[dict]:
+    """Every claim of ``chapters`` (:data:`reidlib.claims.CLAIMS`, in their order), each with its
+    row from the claims file at ``claims_path``, or a row with ``holds=None`` ("not run") when
+    the chapter has not written it for this profile."""
+    from reidlib.claims import CLAIMS, read_claims
+    from reidlib.reported import PAPERS
+
+    board = read_claims(claims_path)
+    found = {r["id"]: r for r in board["rows"] if r.get("id") in CLAIMS}
+    rows = []
+    for cid, c in CLAIMS.items():
+        if c.chapter not in chapters:
+            continue
+        rows.append(found.get(cid) or {
+            "id": cid, "chapter": c.chapter, "paper": PAPERS[c.paper].label, "where": c.where,
+            "statement": c.statement, "quote": c.quote, "reported": c.reported, "measured": "not run",
+            "holds": None, "seeds_held": "–", "evidence": f"no row in {Path(claims_path).name}: run the chapter"})
+    return rows

@@ -8,7 +8,9 @@ A model's ``matcher()`` returns one of these; the evaluation calls
 * :class:`VisibilityWeightedMatcher` -- VPM Eq. 4.
 * :class:`CommonPartsMatcher` -- SANet Eq. 7 (HPNet's mean over commonly visible parts).
 * :class:`PairwiseMatcher` -- a learned function of a (query, gallery) pair (STNReID,
-  PPCL), batched over pairs, optionally only on a shortlist from a cheap matcher.
+  PPCL), batched over pairs, optionally only on a shortlist from a cheap matcher;
+  :func:`memoize_pairs` makes one that scores each pair of a split's rows once, across the
+  trials of a protocol (:func:`with_row_ids` marks the rows).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ __all__ = [
     "VisibilityWeightedMatcher",
     "CommonPartsMatcher",
     "PairwiseMatcher",
+    "memoize_pairs",
+    "with_row_ids",
+    "ROW_KEY",
 ]
 
 
@@ -263,3 +268,59 @@ class PairwiseMatcher(Matcher):
             return "pairwise: every query-gallery pair scored"
         return (f"pairwise on a shortlist: top-{self.shortlist} of [{self.cheap.describe()}] rescored, "
                 f"the rest after them ({self.fill})")
+
+
+#: the ``Features.extra`` key of :func:`with_row_ids`: one id per row of a split's features
+ROW_KEY = "row"
+
+
+def with_row_ids(features: Features, offset: int = 0) -> Features:
+    """``features`` with ``extra[ROW_KEY]`` set to ``offset + arange(N)`` (in place; returned): ids
+    that follow the rows through the subsets a protocol's trials take. Give the query and the
+    gallery split different offsets (e.g. 0 and 1 << 32) when both are matched."""
+    dev = next((t.device for t in (features.global_feat, features.parts, features.images, *features.extra.values())
+                if isinstance(t, torch.Tensor)), torch.device("cpu"))
+    features.extra[ROW_KEY] = offset + torch.arange(len(features), dtype=torch.long, device=dev)
+    return features
+
+
+def memoize_pairs(matcher: PairwiseMatcher) -> PairwiseMatcher:
+    """A :class:`PairwiseMatcher` with ``matcher``'s shortlist, cheap matcher and batch size whose
+    pair function scores each (query row, gallery row) pair once and looks it up afterwards.
+
+    The rows are those marked by :func:`with_row_ids`; pairs without ids (e.g. the features of a
+    cropped view, which are other images) are scored every time. The result equals
+    ``matcher``'s whenever its pair distance is a deterministic function of the two rows (a
+    network in eval mode): the point is a protocol of many trials over the same images (HPNet's
+    100 single-gallery-shot repeats), whose shortlists revisit the same pairs."""
+    if not isinstance(matcher, PairwiseMatcher):
+        raise TypeError(f"memoize_pairs: expected a PairwiseMatcher, got {type(matcher).__name__}")
+    keys = torch.empty(0, dtype=torch.long)
+    vals = torch.empty(0, dtype=torch.float32)
+    scored = [0]
+
+    def pair_fn(q: Features, g: Features) -> torch.Tensor:
+        nonlocal keys, vals
+        qr, gr = q.extra.get(ROW_KEY), g.extra.get(ROW_KEY)
+        if qr is None or gr is None:
+            scored[0] += len(q)
+            return matcher.pair_fn(q, g)
+        k = (qr.cpu() << 32) | (gr.cpu() & 0xFFFFFFFF)
+        pos = torch.searchsorted(keys, k).clamp(max=max(len(keys) - 1, 0))
+        known = (keys[pos] == k) if len(keys) else torch.zeros(len(k), dtype=torch.bool)
+        out = torch.empty(len(k), dtype=torch.float32)
+        out[known] = vals[pos[known]]
+        new = (~known).nonzero().flatten()
+        if len(new):
+            d = matcher.pair_fn(q[new.to(qr.device)], g[new.to(gr.device)]).detach().float().cpu()
+            out[new] = d
+            keys, order = torch.sort(torch.cat([keys, k[new]]))
+            vals = torch.cat([vals, d])[order]
+            scored[0] += len(new)
+        return out
+
+    memo = PairwiseMatcher(pair_fn, batch_pairs=matcher.batch_pairs, shortlist=matcher.shortlist, cheap=matcher.cheap,
+                           fill=matcher.fill, progress=matcher.progress)
+    memo.pairs_scored = scored  # a one-item list: the pair passes actually run so far
+    memo.describe_base = matcher.describe
+    return memo
