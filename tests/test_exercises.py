@@ -1,4 +1,4 @@
-"""The exercises at the end of every chapter notebook 00-07 (CONTRIBUTING.md conventions).
+"""The exercises at the end of every chapter notebook 00-08 (CONTRIBUTING.md conventions).
 
 Each chapter ends (after its "What reproduced" section, if it has one) with a ``## Exercises``
 cell and 3 to 5 exercises numbered 1..N, at least one of each kind. Conceptual and experiment
@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[0-7]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[0-8]_*.ipynb"))
 HEADING = re.compile(r"^### Exercise (\d+) \((conceptual|coding|experiment)\): .+", re.M)
 KINDS = {"conceptual", "coding", "experiment"}
 DROPDOWN = ":::{dropdown} Solution"
@@ -62,7 +62,7 @@ def _coding_solutions():
 
 
 def test_there_are_chapters():
-    assert len(NOTEBOOKS) == 8, f"expected the chapter notebooks 00-07, found {[p.name for p in NOTEBOOKS]}"
+    assert len(NOTEBOOKS) == 9, f"expected the chapter notebooks 00-08, found {[p.name for p in NOTEBOOKS]}"
 
 
 @pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)

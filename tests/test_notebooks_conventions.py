@@ -99,11 +99,7 @@ def test_prose_numbers_come_from_glue(nb_path):
         assert not hits, f"{nb_path.name} markdown cell {i} states {hits}: glue results instead of typing them"
 
 
-# the chapters whose plumbing cells are tagged (08 and the scoreboard are not covered yet)
-TAGGED_CHAPTERS = [p for p in NOTEBOOKS if re.match(r"^0[0-7]_", p.name)]
-
-
-@pytest.mark.parametrize("nb_path", TAGGED_CHAPTERS, ids=lambda p: p.name)
+@pytest.mark.parametrize("nb_path", NOTEBOOKS, ids=lambda p: p.name)
 def test_plumbing_cells_tagged(nb_path):
     """The parameters cell is folded (hide-input), and no pure import cell is left untagged."""
     nb = nbformat.read(nb_path, as_version=4)
