@@ -338,12 +338,16 @@ def scoreboard_frame(rows: Sequence[Mapping], link=None):
     return pd.DataFrame.from_records(records, columns=cols).set_index("id")
 
 
-def scoreboard_html(rows: Sequence[Mapping]) -> str:
+def scoreboard_html(rows: Sequence[Mapping], compact: bool = False) -> str:
     """:func:`scoreboard_frame` as an HTML table whose first column links each claim to its
-    chapter's "What reproduced" section (the pages of the built book sit side by side)."""
+    chapter's "What reproduced" section (the pages of the built book sit side by side).
+    ``compact``: only the claim, ✓/✗ and the seeds (the chapter's section has the numbers and the
+    evidence)."""
     import html
 
     frame = scoreboard_frame(rows)
+    if compact:
+        frame = frame[["claim", "✓/✗", "seeds"]]
     shown = frame.map(lambda v: html.escape(str(v)))
     shown.index = [html.escape(i) for i in frame.index]
     shown.insert(0, "chapter", [f'<a href="{r["chapter"]}.html#what-reproduced">'

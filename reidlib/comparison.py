@@ -7,6 +7,9 @@
   model is named, with the command that makes it;
 * :func:`comparison_columns` -- the protocols as the columns of one table (each column one
   setting: a test set, a protocol and, for the crop sweep, one gamma);
+* :func:`isolated_matching_cost` -- :func:`reidlib.eval.costs.matching_cost` of a compared model in
+  a fresh Python process (``python -m reidlib.comparison FOLDER``) that loads only the model and
+  the features, so that its peak memory is the matching's own;
 * :func:`kendall_matrix` -- Kendall's tau between the methods' orderings under two protocols;
   :func:`headline_flips` -- the papers' headline comparisons, and the protocols under which the
   measured order is the other way round.
@@ -17,17 +20,25 @@ The whole-book scoreboard is :func:`reidlib.chapters.book_claim_rows` and
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import torch
+
 from reidlib.config import RunConfig, find_project_root
+from reidlib.eval.costs import MatchCost, load_features, matching_cost, save_features
+from reidlib.metrics.features import Features
 from reidlib.eval.protocols import (CropSweep, MixedProtocol, PartialGalleryProtocol, PartialQueryProtocol, Protocol,
                                     SingleShotTrials)
 
 __all__ = ["Compared", "COMPARED", "LoadedMethod", "load_compared", "Column", "comparison_columns", "HEADLINES",
-           "Headline", "kendall_matrix", "headline_flips"]
+           "Headline", "kendall_matrix", "headline_flips", "isolated_matching_cost"]
 
 
 @dataclass(frozen=True)
@@ -258,3 +269,64 @@ def headline_flips(table, n_query: Mapping[str, int], headlines: Sequence[Headli
                      "reported": None if rep_w is None or rep_l is None else float(rep_w - rep_l),
                      "measured": diffs.get(h.column), "diffs": diffs, "flips": flips, "ties": ties})
     return rows
+
+
+def _load_model(ref: dict, device: str):
+    if "weights" in ref:
+        from reidlib.weights import load_committed
+
+        return load_committed(ref["weights"], device)[0]
+    if "run" in ref:
+        from reidlib.engine.runs import load_run
+
+        return load_run(ref["run"], device).model
+    raise ValueError(f"model reference {ref!r}: expected {{'weights': '<chapter>/<model>'}} or {{'run': RUN_DIR}}")
+
+
+def _matcher_of(model, shortlist):
+    """``shortlist``: ``"model"`` for the model's own matcher, else the shortlist of its pairwise one."""
+    return model.matcher() if shortlist == "model" else model.matcher(shortlist=shortlist)
+
+
+def isolated_matching_cost(ref: dict, query: Features, gallery: Features, shortlist="model", n_query: int = 1000,
+                           n_gallery: int = 10000, max_pairs: int | None = None, device: str = "cpu",
+                           threads: int | None = None, timeout: float = 600) -> MatchCost:
+    """:func:`matching_cost` of the model ``ref`` (``{"weights": key}`` of the committed weights or
+    ``{"run": RUN_DIR}``) in a fresh process, with ``threads`` torch threads (default: this
+    process's). ``shortlist``: ``"model"`` (the model's own matcher) or a pairwise matcher's
+    ``k`` (None: every pair). A failure in the child raises ``RuntimeError`` with its output."""
+    with tempfile.TemporaryDirectory(prefix="reidlib-cost-") as tmp:
+        save_features(query, Path(tmp) / "query.pt")
+        save_features(gallery, Path(tmp) / "gallery.pt")
+        job = {"ref": ref, "shortlist": shortlist, "n_query": n_query, "n_gallery": n_gallery, "max_pairs": max_pairs,
+               "device": str(device), "threads": threads or torch.get_num_threads()}
+        (Path(tmp) / "job.json").write_text(json.dumps(job))
+        proc = subprocess.run([sys.executable, "-m", "reidlib.comparison", tmp], capture_output=True, text=True,
+                              timeout=timeout)
+        out = Path(tmp) / "cost.json"
+        if proc.returncode != 0 or not out.exists():
+            raise RuntimeError(f"the matching-cost process for {ref} failed (exit {proc.returncode}):\n"
+                               f"{proc.stderr[-3000:]}")
+        return MatchCost(**json.loads(out.read_text()))
+
+
+def _main(folder: str) -> None:
+    d = Path(folder)
+    job = json.loads((d / "job.json").read_text())
+    torch.set_num_threads(int(job["threads"]))
+    model = _load_model(job["ref"], job["device"])
+    qf, gf = load_features(d / "query.pt"), load_features(d / "gallery.pt")
+    sl = job["shortlist"]
+    matcher = _matcher_of(model, sl)
+    ppq = None if sl == "model" else (job["n_gallery"] if sl is None else min(int(sl), job["n_gallery"]))
+    mc = matching_cost(matcher, qf, gf, job["n_query"], job["n_gallery"], max_pairs=job["max_pairs"],
+                       pairs_per_query=ppq, device=job["device"])
+    rec = {k: getattr(mc, k) for k in ("seconds", "n_query", "n_gallery", "queries_run", "peak_bytes", "peak_how",
+                                       "matcher", "notes")}
+    (d / "cost.json").write_text(json.dumps(rec))
+
+
+if __name__ == "__main__":  # python -m reidlib.comparison FOLDER (written by isolated_matching_cost)
+    if len(sys.argv) != 2:
+        raise SystemExit("usage: python -m reidlib.comparison FOLDER (a job folder written by isolated_matching_cost)")
+    _main(sys.argv[1])

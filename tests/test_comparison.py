@@ -159,7 +159,7 @@ def test_features_round_trip_and_a_bad_file_is_named(tmp_path):
 
 
 def test_isolated_matching_cost_runs_the_committed_model_in_a_fresh_process():
-    from reidlib.eval.costs import isolated_matching_cost
+    from reidlib.comparison import isolated_matching_cost
 
     loaded, _ = load_compared(resolve_run("book", "cpu", None, 0), COMPARED[2:3])  # PCB
     pcb = loaded["PCB"].model

@@ -35,7 +35,7 @@ LAYERS = {
     "engine": 5,
     "eval": 6,
     "viz": 7,
-    "chapters": 8, "weights": 8,
+    "chapters": 8, "weights": 8, "comparison": 8,
     "bench": 9, "cli": 9, "__main__": 9,
 }
 

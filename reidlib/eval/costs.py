@@ -12,9 +12,9 @@
   scaled by the share of queries it ran: the record says so);
 * :class:`PeakMemory` -- the peak memory of a block above its level at entry: CUDA's
   ``max_memory_allocated`` on a GPU, the process's resident set sampled by a thread on a CPU;
-* :func:`isolated_matching_cost` -- :func:`matching_cost` in a fresh Python process that loads
-  only the model and the features (``python -m reidlib.eval.costs``): on a CPU a process keeps
-  the memory it freed and reuses it, so only a fresh one shows what a matching needs.
+* :func:`save_features` / :func:`load_features` -- features to a file and back, for a fresh
+  process that times a matching (:func:`reidlib.comparison.isolated_matching_cost`: on a CPU a
+  process keeps the memory it freed and reuses it, so only a fresh one shows what a matching needs).
 
 Timings are wall-clock seconds of one process on the machine that ran them
 (:func:`reidlib.provenance.hardware_summary` records it); compare them within one run only.
@@ -22,16 +22,11 @@ Timings are wall-clock seconds of one process on the machine that ran them
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -39,7 +34,7 @@ from reidlib.metrics.features import Features
 from reidlib.metrics.matchers import ROW_KEY
 
 __all__ = ["feature_bytes", "extraction_cost", "matching_cost", "tile_features", "PeakMemory", "MatchCost",
-           "isolated_matching_cost", "save_features", "load_features"]
+           "save_features", "load_features"]
 
 
 def _tensors(f: Features):
@@ -255,64 +250,3 @@ def load_features(path) -> Features:
     if not isinstance(doc, dict) or not isinstance(doc.get("extra"), dict):
         raise ValueError(f"{path}: expected a dict of tensors with an 'extra' dict (save_features)")
     return Features(**{k: doc.get(k) for k in _FIELDS}, extra=dict(doc["extra"]))
-
-
-def _load_model(ref: dict, device: str):
-    if "weights" in ref:
-        from reidlib.weights import load_committed
-
-        return load_committed(ref["weights"], device)[0]
-    if "run" in ref:
-        from reidlib.engine.runs import load_run
-
-        return load_run(ref["run"], device).model
-    raise ValueError(f"model reference {ref!r}: expected {{'weights': '<chapter>/<model>'}} or {{'run': RUN_DIR}}")
-
-
-def _matcher_of(model, shortlist):
-    """``shortlist``: ``"model"`` for the model's own matcher, else the shortlist of its pairwise one."""
-    return model.matcher() if shortlist == "model" else model.matcher(shortlist=shortlist)
-
-
-def isolated_matching_cost(ref: dict, query: Features, gallery: Features, shortlist="model", n_query: int = 1000,
-                           n_gallery: int = 10000, max_pairs: int | None = None, device: str = "cpu",
-                           threads: int | None = None, timeout: float = 600) -> MatchCost:
-    """:func:`matching_cost` of the model ``ref`` (``{"weights": key}`` of the committed weights or
-    ``{"run": RUN_DIR}``) in a fresh process, with ``threads`` torch threads (default: this
-    process's). ``shortlist``: ``"model"`` (the model's own matcher) or a pairwise matcher's
-    ``k`` (None: every pair). A failure in the child raises ``RuntimeError`` with its output."""
-    with tempfile.TemporaryDirectory(prefix="reidlib-cost-") as tmp:
-        save_features(query, Path(tmp) / "query.pt")
-        save_features(gallery, Path(tmp) / "gallery.pt")
-        job = {"ref": ref, "shortlist": shortlist, "n_query": n_query, "n_gallery": n_gallery, "max_pairs": max_pairs,
-               "device": str(device), "threads": threads or torch.get_num_threads()}
-        (Path(tmp) / "job.json").write_text(json.dumps(job))
-        proc = subprocess.run([sys.executable, "-m", "reidlib.eval.costs", tmp], capture_output=True, text=True,
-                              timeout=timeout)
-        out = Path(tmp) / "cost.json"
-        if proc.returncode != 0 or not out.exists():
-            raise RuntimeError(f"the matching-cost process for {ref} failed (exit {proc.returncode}):\n"
-                               f"{proc.stderr[-3000:]}")
-        return MatchCost(**json.loads(out.read_text()))
-
-
-def _main(folder: str) -> None:
-    d = Path(folder)
-    job = json.loads((d / "job.json").read_text())
-    torch.set_num_threads(int(job["threads"]))
-    model = _load_model(job["ref"], job["device"])
-    qf, gf = load_features(d / "query.pt"), load_features(d / "gallery.pt")
-    sl = job["shortlist"]
-    matcher = _matcher_of(model, sl)
-    ppq = None if sl == "model" else (job["n_gallery"] if sl is None else min(int(sl), job["n_gallery"]))
-    mc = matching_cost(matcher, qf, gf, job["n_query"], job["n_gallery"], max_pairs=job["max_pairs"],
-                       pairs_per_query=ppq, device=job["device"])
-    rec = {k: getattr(mc, k) for k in ("seconds", "n_query", "n_gallery", "queries_run", "peak_bytes", "peak_how",
-                                       "matcher", "notes")}
-    (d / "cost.json").write_text(json.dumps(rec))
-
-
-if __name__ == "__main__":  # python -m reidlib.eval.costs FOLDER (written by isolated_matching_cost)
-    if len(sys.argv) != 2:
-        raise SystemExit("usage: python -m reidlib.eval.costs FOLDER (a job folder written by isolated_matching_cost)")
-    _main(sys.argv[1])
