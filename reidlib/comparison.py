@@ -288,18 +288,21 @@ def _matcher_of(model, shortlist):
     return model.matcher() if shortlist == "model" else model.matcher(shortlist=shortlist)
 
 
-def isolated_matching_cost(ref: dict, query: Features, gallery: Features, shortlist="model", n_query: int = 1000,
-                           n_gallery: int = 10000, max_pairs: int | None = None, device: str = "cpu",
-                           threads: int | None = None, timeout: float = 600) -> MatchCost:
+def isolated_matching_cost(ref: dict, query: Features, gallery: Features, shortlists: Sequence = ("model",),
+                           n_query: int = 1000, n_gallery: int = 10000, max_pairs: int | None = None,
+                           device: str = "cpu", threads: int | None = None, timeout: float = 600) -> list[MatchCost]:
     """:func:`matching_cost` of the model ``ref`` (``{"weights": key}`` of the committed weights or
-    ``{"run": RUN_DIR}``) in a fresh process, with ``threads`` torch threads (default: this
-    process's). ``shortlist``: ``"model"`` (the model's own matcher) or a pairwise matcher's
-    ``k`` (None: every pair). A failure in the child raises ``RuntimeError`` with its output."""
+    ``{"run": RUN_DIR}``), one per entry of ``shortlists``, in one fresh process that loads only
+    the model and the features, with ``threads`` torch threads (default: this process's). An entry
+    is ``"model"`` (the model's own matcher) or a pairwise matcher's ``k`` (None: every pair); each
+    peak is measured above the process's level when that matching starts (after
+    ``malloc_trim`` where glibc has it). A failure in the child raises ``RuntimeError`` with its
+    output."""
     with tempfile.TemporaryDirectory(prefix="reidlib-cost-") as tmp:
         save_features(query, Path(tmp) / "query.pt")
         save_features(gallery, Path(tmp) / "gallery.pt")
-        job = {"ref": ref, "shortlist": shortlist, "n_query": n_query, "n_gallery": n_gallery, "max_pairs": max_pairs,
-               "device": str(device), "threads": threads or torch.get_num_threads()}
+        job = {"ref": ref, "shortlists": list(shortlists), "n_query": n_query, "n_gallery": n_gallery,
+               "max_pairs": max_pairs, "device": str(device), "threads": threads or torch.get_num_threads()}
         (Path(tmp) / "job.json").write_text(json.dumps(job))
         proc = subprocess.run([sys.executable, "-m", "reidlib.comparison", tmp], capture_output=True, text=True,
                               timeout=timeout)
@@ -307,7 +310,7 @@ def isolated_matching_cost(ref: dict, query: Features, gallery: Features, shortl
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(f"the matching-cost process for {ref} failed (exit {proc.returncode}):\n"
                                f"{proc.stderr[-3000:]}")
-        return MatchCost(**json.loads(out.read_text()))
+        return [MatchCost(**rec) for rec in json.loads(out.read_text())]
 
 
 def _main(folder: str) -> None:
@@ -316,14 +319,15 @@ def _main(folder: str) -> None:
     torch.set_num_threads(int(job["threads"]))
     model = _load_model(job["ref"], job["device"])
     qf, gf = load_features(d / "query.pt"), load_features(d / "gallery.pt")
-    sl = job["shortlist"]
-    matcher = _matcher_of(model, sl)
-    ppq = None if sl == "model" else (job["n_gallery"] if sl is None else min(int(sl), job["n_gallery"]))
-    mc = matching_cost(matcher, qf, gf, job["n_query"], job["n_gallery"], max_pairs=job["max_pairs"],
-                       pairs_per_query=ppq, device=job["device"])
-    rec = {k: getattr(mc, k) for k in ("seconds", "n_query", "n_gallery", "queries_run", "peak_bytes", "peak_how",
-                                       "matcher", "notes")}
-    (d / "cost.json").write_text(json.dumps(rec))
+    out = []
+    for sl in job["shortlists"]:
+        matcher = _matcher_of(model, sl)
+        ppq = None if sl == "model" else (job["n_gallery"] if sl is None else min(int(sl), job["n_gallery"]))
+        mc = matching_cost(matcher, qf, gf, job["n_query"], job["n_gallery"], max_pairs=job["max_pairs"],
+                           pairs_per_query=ppq, device=job["device"])
+        out.append({k: getattr(mc, k) for k in ("seconds", "n_query", "n_gallery", "queries_run", "peak_bytes",
+                                                "peak_how", "matcher", "notes")})
+    (d / "cost.json").write_text(json.dumps(out))
 
 
 if __name__ == "__main__":  # python -m reidlib.comparison FOLDER (written by isolated_matching_cost)

@@ -166,11 +166,11 @@ def test_isolated_matching_cost_runs_the_committed_model_in_a_fresh_process():
     x = torch.randn(6, 3, 128, 64)
     with torch.no_grad():
         f = pcb.eval().extract(x)
-    mc = isolated_matching_cost(loaded["PCB"].ref, f[torch.arange(3)], f, "model", n_query=20, n_gallery=50, threads=1)
+    (mc,) = isolated_matching_cost(loaded["PCB"].ref, f[torch.arange(3)], f, ["model"], n_query=20, n_gallery=50, threads=1)
     assert (mc.n_query, mc.n_gallery, mc.queries_run) == (20, 50, 20) and mc.seconds > 0
     assert mc.matcher == pcb.matcher().describe()
     with pytest.raises(RuntimeError, match="failed"):
-        isolated_matching_cost({"weights": "03_holistic_models_fail/nope"}, f, f, "model", n_query=2, n_gallery=2)
+        isolated_matching_cost({"weights": "03_holistic_models_fail/nope"}, f, f, ["model"], n_query=2, n_gallery=2)
 
 
 def test_book_claim_rows_fill_in_unrun_claims_and_the_html_links_each_chapter(tmp_path):
