@@ -1,12 +1,16 @@
 """The course material pages (book/syllabus.md, book/glossary.md): structure, citations, links, toc."""
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+
+import build_book  # noqa: E402
 SYLLABUS = ROOT / "book" / "syllabus.md"
 GLOSSARY = ROOT / "book" / "glossary.md"
 PAGES = (SYLLABUS, GLOSSARY)
@@ -21,20 +25,7 @@ def _bib_keys() -> set[str]:
 
 
 def _toc_files() -> list[str]:
-    files: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                files.append(node["file"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8")))
-    return files
+    return build_book.toc_files()
 
 
 def _glossary_terms() -> list[str]:
