@@ -471,6 +471,19 @@ def _cell(c: tuple[float, float]) -> str:
     return f"({c[0]:g}, {c[1]:g})"
 
 
+def _default_vs_best(r: Mapping, default, n: float) -> tuple:
+    """The paper's setting ``default`` against the best of the measured settings ``r`` (Rank-1 by
+    setting, at least two; a tie goes to the default): ``(best, holds, gap, noise)``. ``holds``:
+    the default is the best or within noise of it (:func:`within_noise` on ``n`` queries).
+    ``gap``: the default's lead over the next setting when it is the best, else its (negative)
+    difference from the best; ``noise``: one standard error of that difference (None when the
+    default is the best)."""
+    best = max(r, key=lambda v: (r[v], v == default))
+    if best == default:
+        return best, True, r[default] - max(v for k, v in r.items() if k != default), None
+    return best, within_noise(r[default], r[best], n), r[default] - r[best], noise_points(r[default], r[best], n)
+
+
 def _t1c_optimum(m) -> Verdict:
     cells = _grid_cells(m)
     opt = (10.0, 1.0)
@@ -478,18 +491,15 @@ def _t1c_optimum(m) -> Verdict:
         raise MissingMeasurement(grid_key(*opt), m.keys())
     if len(cells) < 2:
         raise MissingMeasurement("t1c.r1@<cyc>,<tri> (a second cell of the grid)", m.keys())
-    n = _get(m, "t1c.n_query")
-    best = max(cells, key=lambda c: (cells[c], c == opt))
+    best, holds, gap, se = _default_vs_best(cells, opt, _get(m, "t1c.n_query"))
     r_opt, r_best = cells[opt], cells[best]
     measured = f"R-1 at (λ_cyc, λ_tri) = (10, 1): {_r(r_opt)}; best of {len(cells)} cells: {_r(r_best)} at {_cell(best)}"
     if best == opt:
-        others = sorted((v for c, v in cells.items() if c != opt), reverse=True)
-        return Verdict(True, measured, f"(10, 1) is the best cell, {r_opt - others[0]:+.1f} points over the next")
-    se = noise_points(r_opt, r_best, n)
-    if within_noise(r_opt, r_best, n):
-        return Verdict(True, measured, f"(10, 1) within noise of the best {_cell(best)}: {r_opt - r_best:+.1f} "
+        return Verdict(True, measured, f"(10, 1) is the best cell, {gap:+.1f} points over the next")
+    if holds:
+        return Verdict(True, measured, f"(10, 1) within noise of the best {_cell(best)}: {gap:+.1f} "
                        f"points, noise ±{se:.1f}")
-    return Verdict(False, measured, f"{_cell(best)} beats (10, 1) by {r_best - r_opt:.1f} points, beyond the "
+    return Verdict(False, measured, f"{_cell(best)} beats (10, 1) by {-gap:.1f} points, beyond the "
                    f"noise ±{se:.1f}")
 
 
@@ -601,18 +611,15 @@ def _best_or_within_noise(m, prefix: str, values: tuple[int, ...], default: int,
     if len(values) < 2:
         raise MissingMeasurement(f"t4.{prefix}<n>.r1 (a second setting)", m.keys())
     r = {v: _get(m, f"t4.{prefix}{v}.r1") for v in values}
-    n = _get(m, "t4.n_query")
-    best = max(values, key=lambda v: (r[v], v == default))
+    best, holds, gap, se = _default_vs_best(r, default, _get(m, "t4.n_query"))
     measured = "R-1 " + ", ".join(f"{label(v)} {_r(r[v])}" for v in values)
     if best == default:
-        nxt = max(r[v] for v in values if v != default)
-        return Verdict(True, measured, f"{label(default)} is the best setting, {r[default] - nxt:+.1f} points over the next")
-    se = noise_points(r[default], r[best], n)
-    if within_noise(r[default], r[best], n):
+        return Verdict(True, measured, f"{label(default)} is the best setting, {gap:+.1f} points over the next")
+    if holds:
         return Verdict(True, measured, f"{label(best)} is best, {label(default)} within noise of it "
-                       f"({r[default] - r[best]:+.1f}; noise ±{se:.1f})")
+                       f"({gap:+.1f}; noise ±{se:.1f})")
     return Verdict(False, measured, f"{label(best)} beats {label(default)} beyond noise "
-                   f"({r[best] - r[default]:+.1f}; noise ±{se:.1f})")
+                   f"({-gap:+.1f}; noise ±{se:.1f})")
 
 
 def _five_layers(m) -> Verdict:
