@@ -14,3 +14,20 @@ def slow_batch_hard(dist, valid, labels, margin):
             total += max(0.0, max(pos) - min(neg) + margin)
             count += 1
     return total / count if count else 0.0
+
+
+def check_shortlist_contract(model, qf, gf, k: int, batch_pairs: int = 5) -> None:
+    """A pairwise model's shortlist matcher against its full mode: with ``k`` = the gallery size it
+    is the full mode; with ``k`` smaller the cheap top-``k`` of every query get their full-mode
+    distances and rank before every other gallery image."""
+    import math
+
+    import torch
+
+    full = model.matcher(shortlist=None, batch_pairs=batch_pairs)(qf, gf)
+    torch.testing.assert_close(model.matcher(shortlist=len(gf), batch_pairs=batch_pairs)(qf, gf), full)
+    short = model.matcher(shortlist=k, batch_pairs=batch_pairs)(qf, gf)
+    top = torch.topk(model.global_matcher()(qf, gf), k, dim=1, largest=False).indices
+    torch.testing.assert_close(short.gather(1, top), full.gather(1, top))
+    rest = torch.ones_like(short, dtype=torch.bool).scatter_(1, top, False)
+    assert (short.masked_fill(rest, -math.inf).amax(1) < short.masked_fill(~rest, math.inf).amin(1)).all()

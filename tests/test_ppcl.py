@@ -32,6 +32,7 @@ from reidlib.models.ppcl import (
     sample_region,
     warp_to_layout,
 )
+from slow_reference import check_shortlist_contract
 
 SIZE = (64, 32)  # a 4 x 2 feature map with resnet10s at last stride 1
 
@@ -365,14 +366,7 @@ def test_shortlist_with_k_equal_gallery_size_is_all_pairs():
     model = _tiny_model()
     torch.manual_seed(3)
     qf, gf = model.extract(torch.rand(3, 3, *SIZE)), model.extract(torch.rand(6, 3, *SIZE))
-    full = model.matcher(shortlist=None, batch_pairs=5)(qf, gf)
-    torch.testing.assert_close(model.matcher(shortlist=6, batch_pairs=5)(qf, gf), full)
-    k = 2
-    short = model.matcher(shortlist=k, batch_pairs=5)(qf, gf)
-    top = torch.topk(model.global_matcher()(qf, gf), k, dim=1, largest=False).indices
-    torch.testing.assert_close(short.gather(1, top), full.gather(1, top))
-    rest = torch.ones_like(short, dtype=torch.bool).scatter_(1, top, False)
-    assert (short.masked_fill(rest, -math.inf).amax(1) < short.masked_fill(~rest, math.inf).amin(1)).all()
+    check_shortlist_contract(model, qf, gf, k=2)
     m = _tiny_model(shortlist=4, batch_pairs=32).matcher()
     assert m.shortlist == 4 and m.batch_pairs == 32
 
