@@ -31,6 +31,7 @@ import time
 import numpy as np
 import torch
 
+from reidlib.eval.costs import resident_bytes
 from reidlib.metrics.distance import euclidean_squared
 from reidlib.metrics.rank import evaluate_rank
 from reidlib.provenance import write_results
@@ -93,16 +94,13 @@ def _time_cpu(fn, repeats: int) -> tuple[float, float, object]:
     return float(np.median(times)), float(np.median(cpu)), out
 
 
-def _rss_now() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def memory_check(num_query: int, num_gallery: int, memory_budget: int, dim: int = 64) -> dict:
     """Run in a fresh process: peak RSS growth of a chunked ``num_query x num_gallery`` evaluation."""
     qf, gf, qp, gp, qc, gc = synthetic_problem(num_query, num_gallery, max(10, num_gallery // 20),
                                                num_gallery // 10, 6, dim=dim, seed=1)
-    base = _rss_now()
+    base = resident_bytes()
+    if base is None:
+        raise SystemExit("bench eval's memory check reads /proc/self/statm, which this system does not have")
     peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     t = time.perf_counter()
     cmc, mAP = evaluate_rank(lambda s, e: euclidean_squared(qf[s:e], gf), qp, gp, qc, gc,

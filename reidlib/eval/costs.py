@@ -33,7 +33,7 @@ import torch
 from reidlib.metrics.features import Features
 from reidlib.metrics.matchers import ROW_KEY
 
-__all__ = ["feature_bytes", "extraction_cost", "matching_cost", "tile_features", "PeakMemory", "MatchCost",
+__all__ = ["feature_bytes", "resident_bytes", "extraction_cost", "matching_cost", "tile_features", "PeakMemory", "MatchCost",
            "save_features", "load_features"]
 
 
@@ -70,6 +70,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def resident_bytes() -> int | None:
+    """This process's resident set in bytes (``/proc/self/statm``), or None where there is no
+    ``/proc`` (not Linux)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _trim() -> None:
     """Give the memory this process freed back to the system (glibc's ``malloc_trim``; elsewhere
     nothing), so that a peak measured from here is the block's own."""
@@ -97,17 +107,9 @@ class PeakMemory:
         self.how = ""
         self._stop = threading.Event()
 
-    @staticmethod
-    def _rss() -> int | None:
-        try:
-            with open("/proc/self/statm") as fh:
-                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            return None
-
     def _watch(self) -> None:
         while not self._stop.is_set():
-            r = self._rss()
+            r = resident_bytes()
             if r is not None:
                 self._max = max(self._max, r)
             self._stop.wait(self.interval)
@@ -120,7 +122,7 @@ class PeakMemory:
             self.how = "CUDA max_memory_allocated above the entry level"
             return self
         _trim()
-        self._base = self._rss()
+        self._base = resident_bytes()
         if self._base is None:
             self.how = "not measured (no /proc/self/statm on this system)"
             return self
@@ -139,7 +141,7 @@ class PeakMemory:
             return
         self._stop.set()
         self._thread.join()
-        r = self._rss()
+        r = resident_bytes()
         self.peak = float(max(self._max, r if r is not None else 0) - self._base)
 
 

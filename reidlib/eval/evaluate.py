@@ -185,9 +185,9 @@ class Evaluator:
             if len(view.cropped) != n:
                 raise ValueError(f"View.cropped has {len(view.cropped)} flags for a split of {n} images")
             pick = torch.as_tensor(np.where(view.cropped, np.arange(n) + n, np.arange(n)))
-            f = Features.cat([hol, cro])[pick.to(_device_of(hol))]
+            f = Features.cat([hol, cro])[pick.to(hol.device)]
         if view.indices is not None:
-            f = f[torch.as_tensor(view.indices, dtype=torch.long).to(_device_of(f))]
+            f = f[torch.as_tensor(view.indices, dtype=torch.long).to(f.device)]
         return f
 
     def view_labels(self, view: View) -> tuple[np.ndarray, np.ndarray]:
@@ -241,13 +241,6 @@ class Evaluator:
                     cmc=[float(c) for c in cmc], n_query=nq, n_gallery=ng, n_trials=len(s.trials), params=dict(s.params),
                 ))
         return results
-
-
-def _device_of(f: Features) -> torch.device:
-    for v in (f.global_feat, f.parts, f.visibility, f.images, *f.extra.values()):
-        if isinstance(v, torch.Tensor):
-            return v.device
-    return torch.device("cpu")
 
 
 def evaluate(model_or_features, dataset, protocols, *, method: str | None = None, profile: str | None = None,

@@ -41,6 +41,14 @@ class Features:
             return v.shape[0]
         return 0
 
+    @property
+    def device(self) -> torch.device:
+        """The device of the first tensor it holds (the CPU when it holds none)."""
+        for v in (self.global_feat, self.parts, self.visibility, self.images, *self.extra.values()):
+            if isinstance(v, torch.Tensor):
+                return v.device
+        return torch.device("cpu")
+
     def _map(self, fn) -> "Features":
         kw = {}
         for f in fields(self):

@@ -278,9 +278,7 @@ def with_row_ids(features: Features, offset: int = 0) -> Features:
     """``features`` with ``extra[ROW_KEY]`` set to ``offset + arange(N)`` (in place; returned): ids
     that follow the rows through the subsets a protocol's trials take. Give the query and the
     gallery split different offsets (e.g. 0 and 1 << 32) when both are matched."""
-    dev = next((t.device for t in (features.global_feat, features.parts, features.images, *features.extra.values())
-                if isinstance(t, torch.Tensor)), torch.device("cpu"))
-    features.extra[ROW_KEY] = offset + torch.arange(len(features), dtype=torch.long, device=dev)
+    features.extra[ROW_KEY] = offset + torch.arange(len(features), dtype=torch.long, device=features.device)
     return features
 
 
